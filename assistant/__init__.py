@@ -1,0 +1,1 @@
+"""yinling assistant: decide, remember and act on what the elder asked for."""

@@ -1,0 +1,1 @@
+"""Configuration files shipped with yinling (``default.toml``); loaded by :mod:`assistant.config`."""

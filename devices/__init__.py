@@ -1,0 +1,1 @@
+"""Home sensors and actuators over MQTT."""

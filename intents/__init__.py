@@ -1,0 +1,1 @@
+"""Understanding: turn (possibly mis-recognised, dialect-coloured) Mandarin into intents and slots."""

@@ -1,0 +1,1 @@
+"""Hearing and speaking: audio in/out, speech recognition and synthesis."""
