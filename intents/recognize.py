@@ -1,10 +1,36 @@
-"""The intent matcher (placeholder API; the real implementation is being written)."""
+"""The intent matcher: normalised text → intent, confidence and canonical slots (CONTRACTS.md §2).
+
+How a decision is made:
+1. normalise (:mod:`intents.normalize`) and look up every lexicon phrase in one pass over the
+   tone-less pinyin (:mod:`intents.matching`);
+2. drop hits hidden inside a blocker word (电视剧 hides 电视) and hits right after a negator
+   (「不用叫救护车」);
+3. an emergency cue or an emergency slot value (摔倒, 胸口疼, 救护车) makes the answer
+   ``call_help`` with urgency ``emergency``, whatever else was said;
+4. otherwise every intent is scored from its cues and its slot rules; the best wins if it reaches
+   ``min_confidence``, else the answer is ``none``;
+5. the winner's slots are filled from the lexicon hits and from :mod:`intents.slots`.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from intents import lexicon as lexicon_mod
+from intents.lexicon import Lexicon
+from intents.matching import Hit, Utterance
+from intents.slots import SlotFinder, SlotHit
+
+logger = logging.getLogger(__name__)
+
+_LENGTH_BONUS = 0.004  # per matched character: the more specific cue wins a tie
+_SUPPORT_BONUS = 0.05  # per extra piece of evidence for the same intent
+_MAX_SUPPORT = 2
 
 
 @dataclass(frozen=True)
@@ -21,15 +47,150 @@ class IntentResult:
         return {"text": self.text, "intent": self.intent,
                 "confidence": round(self.confidence, 3), "slots": dict(self.slots)}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IntentResult:
+        """Inverse of :meth:`to_json`."""
+        return cls(text=str(data["text"]), intent=str(data["intent"]),
+                   confidence=float(data["confidence"]), slots=dict(data.get("slots", {})))
+
+
+@dataclass
+class _Evidence:
+    score: float = 0.0
+    support: int = 0
+    slots: dict[str, str] = field(default_factory=dict)
+
+    def add(self, score: float, slots: tuple[tuple[str, str], ...] = ()) -> None:
+        if score > self.score:
+            if self.score > 0:
+                self.support += 1
+            self.score = score
+            self.slots.update(slots)
+        else:
+            self.support += 1
+            for key, value in slots:
+                self.slots.setdefault(key, value)
+
+    @property
+    def total(self) -> float:
+        return self.score + _SUPPORT_BONUS * min(self.support, _MAX_SUPPORT)
+
 
 class Recognizer:
-    """Parses text into an IntentResult."""
+    """Parses text into an :class:`IntentResult`; build once with :meth:`load`, then call :meth:`parse`."""
+
+    def __init__(self, lexicon: Lexicon, *, accent_tolerant: bool = False,
+                 min_confidence: float | None = None,
+                 today: Callable[[], dt.date] = dt.date.today) -> None:
+        """``today`` is injected so that relative dates (明天, 下周三) are testable.
+
+        ``min_confidence`` overrides the data's threshold below which the answer is ``none``.
+        """
+        self.lexicon = lexicon
+        self.accent_tolerant = accent_tolerant
+        self.min_confidence = lexicon.min_confidence if min_confidence is None else min_confidence
+        self._today = today
+        self._slot_finder = SlotFinder(lexicon)
+        negators = [p.text for pid, p in enumerate(lexicon.index.phrases)
+                    if any(o.kind == "negator" for o in lexicon.owners[pid])]
+        # Phrases that begin with a negator themselves (不舒服, 没听清) are never negated by it.
+        self._negative_phrases = frozenset(
+            pid for pid, p in enumerate(lexicon.index.phrases) if p.text.startswith(tuple(negators)))
 
     @classmethod
-    def load(cls, data_dir: Path | None = None, *, accent_tolerant: bool = False) -> Recognizer:
+    def load(cls, data_dir: Path | None = None, *, accent_tolerant: bool = False,
+             min_confidence: float | None = None,
+             today: Callable[[], dt.date] = dt.date.today) -> Recognizer:
         """Load the bundled intent data (or ``data_dir``) and precompute pinyin."""
-        return cls()
+        return cls(lexicon_mod.load(data_dir), accent_tolerant=accent_tolerant,
+                   min_confidence=min_confidence, today=today)
 
     def parse(self, text: str) -> IntentResult:
-        """Understand one utterance."""
-        return IntentResult(text=text, intent="none", confidence=0.0)
+        """Understand one utterance; never raises on odd text (empty, emoji, English → ``none``)."""
+        norm = self.lexicon.normalizer(text)
+        if not norm:
+            return IntentResult(text=text, intent="none", confidence=0.0)
+        utt = Utterance.of(norm)
+        hits = self._live_hits(utt)
+        slot_hits = self._slot_finder.slot_hits(hits)
+        evidence = self._score(utt, hits, slot_hits)
+        emergency = evidence.pop("_emergency", None)
+        if emergency is not None:
+            intent, best = "call_help", emergency
+        elif evidence:
+            intent, best = max(evidence.items(), key=lambda item: item[1].total)
+            if best.total < self.min_confidence:
+                intent, best = "none", _Evidence(score=max(0.0, 1.0 - best.total))
+        else:
+            intent, best = "none", _Evidence(score=1.0)
+        slots = self._slot_finder.fill(intent, utt, slot_hits, best.slots, self._today())
+        if intent == "call_help":
+            slots.setdefault("urgency", "emergency" if emergency is not None else "normal")
+        return IntentResult(text=text, intent=intent, confidence=min(1.0, best.total), slots=slots)
+
+    def _live_hits(self, utt: Utterance) -> list[tuple[Hit, lexicon_mod.Owner]]:
+        """Lexicon hits with their owners, minus those hidden by blockers or negated."""
+        owners = self.lexicon.owners
+        raw = self.lexicon.index.find(utt, tolerant=self.accent_tolerant)
+        blocked: list[Hit] = []
+        negator_ends: set[int] = set()
+        bridges: dict[int, int] = {}  # bridge end → bridge start
+        for hit in raw:
+            for owner in owners[hit.phrase]:
+                if owner.kind == "blocker" and hit.score >= 0.95:
+                    blocked.append(hit)
+                elif owner.kind == "negator" and hit.score == 1.0:
+                    negator_ends.add(hit.end)
+                elif owner.kind == "bridge" and hit.score == 1.0:
+                    bridges[hit.end] = hit.start
+        live = []
+        for hit in raw:
+            if any(b.start <= hit.start and hit.end <= b.end and (b.end - b.start) > (hit.end - hit.start)
+                   for b in blocked):
+                continue
+            before = hit.start
+            negated = before in negator_ends or (before in bridges and bridges[before] in negator_ends)
+            for owner in owners[hit.phrase]:
+                if owner.kind in ("cue", "slot", "request"):
+                    if negated and hit.phrase not in self._negative_phrases:
+                        continue
+                    live.append((hit, owner))
+        return live
+
+    def _score(self, utt: Utterance, hits: list[tuple[Hit, lexicon_mod.Owner]],
+               slot_hits: dict[str, SlotHit]) -> dict[str, _Evidence]:
+        lex = self.lexicon
+        n = len(utt.text)
+        has_request = any(owner.kind == "request" for _, owner in hits)
+        best_part: dict[tuple[int, str], Hit] = {}
+        for hit, owner in hits:
+            if owner.kind != "cue":
+                continue
+            phrase = lex.index.phrases[hit.phrase].text
+            key = (int(owner.ref), phrase)
+            if key not in best_part or hit.score > best_part[key].score:
+                best_part[key] = hit
+        evidence: dict[str, _Evidence] = {}
+        for cue_id in {cue_id for cue_id, _ in best_part}:
+            cue = lex.cues[cue_id]
+            found = [best_part.get((cue_id, part)) for part in cue.parts]
+            if any(h is None for h in found):
+                continue
+            parts = [h for h in found if h is not None]
+            if cue.whole and not (parts[0].start == 0 and parts[0].end == n):
+                continue
+            score = cue.weight * min(h.score for h in parts)
+            score += _LENGTH_BONUS * sum(h.end - h.start for h in parts)
+            key = "_emergency" if cue.emergency else cue.intent
+            evidence.setdefault(key, _Evidence()).add(score, cue.slots)
+        for slot, slot_hit in slot_hits.items():
+            if slot_hit.value in lex.emergency_values.get(slot, ()):
+                evidence.setdefault("_emergency", _Evidence()).add(slot_hit.score, ((slot, slot_hit.value),))
+        for rule in lex.rules:
+            found_hits = [slot_hits.get(s) for s in rule.slots]
+            if any(h is None for h in found_hits):
+                continue
+            base = rule.score if has_request else rule.without_request
+            score = base * min(h.score for h in found_hits if h is not None)
+            evidence.setdefault(rule.intent, _Evidence()).add(score)
+        return evidence

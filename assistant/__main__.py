@@ -1,0 +1,201 @@
+"""The ``yinling`` command line: argument parsing, configuration, logging set-up and sub-commands.
+
+Exit codes (CONTRACTS.md §1): 0 ok; 2 bad usage or bad configuration (one sentence on stderr);
+1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn, TextIO
+
+from assistant import config as config_module
+from assistant.config import Config
+from assistant.errors import ConfigError, UsageError, YinlingError
+from intents.recognize import IntentResult, Recognizer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOME = Path("~/.local/share/yinling")
+"""State directory (SQLite databases, logs, outbox) when ``--home`` is not given."""
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports bad usage as a UsageError instead of printing and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the problem as one sentence; :func:`main` prints it and returns exit code 2."""
+        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; global options are accepted before and after the sub-command."""
+    # SUPPRESS keeps a sub-command's copy of an option from overwriting one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", type=Path, default=argparse.SUPPRESS,
+                        help="home configuration (TOML) layered over config/default.toml")
+    common.add_argument("--home", metavar="DIR", type=Path, default=argparse.SUPPRESS,
+                        help=f"state directory (default {DEFAULT_HOME})")
+    parser = _Parser(prog="yinling", parents=[common],
+                     description="银龄 yinling — an offline voice assistant for elders living at home.")
+    parser.add_argument("--version", action="version", version=f"yinling {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    parse = commands.add_parser("parse", parents=[common], help="print the intent of text as JSON",
+                                description="Print {text, intent, confidence, slots} as one JSON object per utterance.")
+    parse.add_argument("text", nargs="*", metavar="TEXT", help="the utterance (words are joined by spaces)")
+    parse.add_argument("--batch", metavar="FILE",
+                       help="read one utterance per line from FILE ('-' = stdin) and print JSON lines")
+    parse.add_argument("--accent-tolerant", action="store_true",
+                       help="also match by pinyin with merged sounds (overrides [intents] accent_tolerant)")
+    parse.set_defaults(handler=_cmd_parse)
+
+    run = commands.add_parser("run", parents=[common], help="run the assistant (speech loop)",
+                              description="Listen, understand, act and speak.")
+    run.add_argument("--text", action="store_true",
+                     help="text mode: read utterances from stdin, print what would be said")
+    run.set_defaults(handler=_cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``yinling``; returns the exit code instead of raising."""
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as done:  # --help and --version exit through argparse
+            return done.code if isinstance(done.code, int) else EXIT_OK
+        if getattr(args, "handler", None) is None:
+            raise UsageError("yinling: a command is required (parse or run); see 'yinling --help'.")
+        cfg = config_module.load(getattr(args, "config", None), overrides=_overrides(args))
+        logging.basicConfig(stream=sys.stderr, level=cfg.logging.level, format=LOG_FORMAT)
+        state_dir = Path(getattr(args, "home", DEFAULT_HOME)).expanduser()
+        logger.debug("state directory %s", state_dir)
+        return int(args.handler(args, cfg, state_dir))
+    except (ConfigError, UsageError) as exc:
+        _say_error(exc)
+        return EXIT_USAGE
+    except YinlingError as exc:
+        _say_error(exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); stop quietly, and keep Python's final flush from failing too.
+        _silence_stdout()
+        return EXIT_FAILURE
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Configuration keys set by command-line flags (the highest layer)."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "accent_tolerant", False):
+        overrides["intents.accent_tolerant"] = True
+    return overrides
+
+
+def _cmd_parse(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
+    """``yinling parse TEXT`` / ``yinling parse --batch FILE``: one JSON object per utterance."""
+    if args.batch is not None and args.text:
+        raise UsageError("yinling parse: give either TEXT or --batch FILE, not both.")
+    if args.batch is None and not args.text:
+        raise UsageError("yinling parse: give the TEXT to parse or --batch FILE; see 'yinling parse --help'.")
+    out = _utf8_stdout()
+    recognizer = Recognizer.load(accent_tolerant=cfg.intents.accent_tolerant,
+                                 min_confidence=cfg.intents.min_confidence)
+    if args.batch is None:
+        _emit(out, recognizer.parse(_from_argv(" ".join(args.text))))
+        return EXIT_OK
+    if args.batch == "-":
+        stdin: BinaryIO | TextIO = getattr(sys.stdin, "buffer", sys.stdin)
+        for text in _utterances(stdin):
+            _emit(out, recognizer.parse(text))
+        return EXIT_OK
+    try:
+        handle = open(args.batch, "rb")
+    except OSError as exc:
+        raise UsageError(f"yinling parse: cannot read batch file {args.batch} ({exc.strerror}).") from None
+    with handle:
+        for text in _utterances(handle):
+            _emit(out, recognizer.parse(text))
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
+    """``yinling run``: the speech loop (not implemented yet)."""
+    print("语音部分尚未实现 / speech loop not implemented yet", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _utterances(stream: BinaryIO | TextIO) -> Iterator[str]:
+    """Yield the non-blank lines of ``stream`` stripped; undecodable bytes become U+FFFD with a warning."""
+    for number, raw in enumerate(stream, start=1):
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                logger.warning("batch line %d is not valid UTF-8; undecodable bytes replaced", number)
+                line = raw.decode("utf-8", errors="replace")
+        else:
+            line = raw
+        text = line.lstrip("\ufeff").strip() if number == 1 else line.strip()
+        if text:
+            yield text
+
+
+def _emit(out: TextIO, result: IntentResult) -> None:
+    """Write one result as a JSON line (CONTRACTS.md §1) and flush, so pipes see it at once."""
+    out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _from_argv(text: str) -> str:
+    """Undo Python's surrogate escapes for argv bytes that are not UTF-8, so they can be printed."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _utf8_stdout() -> TextIO:
+    """stdout, switched to UTF-8 if the locale chose another encoding (JSON lines are always UTF-8)."""
+    out = sys.stdout
+    encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding != "utf8" and hasattr(out, "reconfigure"):
+        out.reconfigure(encoding="utf-8")
+    return out
+
+
+def _say_error(exc: YinlingError) -> None:
+    """Print an error as the single line the contract promises."""
+    message = " ".join(str(exc).split())
+    print(message if message.startswith("yinling") else f"yinling: {message}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null after a broken pipe (see the Python docs on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        logger.debug("stdout has no file descriptor to redirect")
+
+
+def _version() -> str:
+    """The installed package version, or "unknown" when running from an uninstalled tree."""
+    try:
+        return metadata.version("yinling")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
