@@ -9,7 +9,7 @@ file fails at start-up with one sentence naming the file and the entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ try:  # the C loader is ten times faster; fall back when libyaml is missing
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
-CUE_GROUPS = ("emergency", "strong", "medium", "weak", "whole")
+CUE_GROUPS = ("emergency", "top", "strong", "medium", "weak", "whole")
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,20 @@ def _parse_cue(intent: str, text: str, weight: float, group: str, source: str) -
 class _Builder:
     """Collects phrases and their owners while the data files are read."""
 
-    def __init__(self) -> None:
+    def __init__(self, normalizer: Normalizer) -> None:
+        self.normalizer = normalizer
         self.phrase_ids: dict[str, int] = {}
         self.owners: list[list[Owner]] = []
 
+    def normal(self, phrase: str) -> str:
+        """Lexicon phrases go through the same normalisation as utterances, so both sides compare."""
+        normal = self.normalizer.lexicon_form(phrase)
+        if not normal:
+            raise DataError(f"lexicon phrase {phrase!r} is empty after normalisation")
+        return normal
+
     def add(self, phrase: str, owner: Owner) -> None:
+        phrase = self.normal(phrase)
         pid = self.phrase_ids.setdefault(phrase, len(self.phrase_ids))
         if pid == len(self.owners):
             self.owners.append([])
@@ -118,7 +127,13 @@ def load(data_dir: Path | None = None) -> Lexicon:
     if not isinstance(spec, dict) or not isinstance(spec.get("intents"), dict):
         raise DataError(f"{root}/intents.yaml must have a mapping 'intents'")
     weights = {**{g: 1.0 for g in CUE_GROUPS}, **spec.get("weights", {})}
-    builder = _Builder()
+    norm_spec = _load_yaml(root / "normalize.yaml") or {}
+    dialect: list[DialectWord] = []
+    for path in sorted((root / "dialects").iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".yaml"):
+            dialect.extend(_dialect_words(path))
+    normalizer = Normalizer(norm_spec.get("fillers", ()), norm_spec.get("protected", ()), dialect)
+    builder = _Builder(normalizer)
     cues: list[Cue] = []
     rules: list[SlotRule] = []
     intents: dict[str, tuple[str, ...]] = {}
@@ -128,8 +143,10 @@ def load(data_dir: Path | None = None) -> Lexicon:
         for group in CUE_GROUPS:
             for text in body.get(group, ()) or ():
                 cue = _parse_cue(name, text, float(weights[group]), group, "intents.yaml")
+                cue = replace(cue, parts=tuple(p if p.startswith("<") else builder.normal(p) for p in cue.parts))
                 for part in cue.parts:
-                    builder.add(part, Owner("cue", len(cues)))
+                    if not part.startswith("<"):
+                        builder.add(part, Owner("cue", len(cues)))
                 cues.append(cue)
         for rule in body.get("when_slots", ()) or ():
             score = float(rule["score"])
@@ -154,17 +171,14 @@ def load(data_dir: Path | None = None) -> Lexicon:
                 builder.add(str(phrase), Owner("slot", slot, str(value)))
 
     known_slots = {s for slots in intents.values() for s in slots} | set(emergency_values)
+    for cue in cues:
+        unknown = [p for p in cue.parts if p.startswith("<") and p[1:-1] not in emergency_values]
+        if unknown:
+            raise DataError(f"intents.yaml: cue {'+'.join(cue.parts)} of {cue.intent} names unknown slots {unknown}")
     for rule in rules:
         missing = set(rule.slots) - known_slots
         if missing:
             raise DataError(f"intents.yaml: when_slots of {rule.intent} names unknown slots {sorted(missing)}")
-
-    norm_spec = _load_yaml(root / "normalize.yaml") or {}
-    dialect: list[DialectWord] = []
-    for path in sorted((root / "dialects").iterdir(), key=lambda p: p.name):
-        if path.name.endswith(".yaml"):
-            dialect.extend(_dialect_words(path))
-    normalizer = Normalizer(norm_spec.get("fillers", ()), norm_spec.get("protected", ()), dialect)
     phrases = sorted(builder.phrase_ids, key=builder.phrase_ids.__getitem__)
     return Lexicon(intents=intents, cues=tuple(cues), rules=tuple(rules),
                    emergency_values=emergency_values, index=PhraseIndex(phrases),

@@ -20,6 +20,7 @@ import opencc
 MAX_CHARS = 200  # longer input is truncated: nobody speaks a 200-character request
 _CLOCK = re.compile(r"(\d{1,2})[:：](\d{2})")
 _DIGITS = re.compile(r"\d+")
+_REPEATS = re.compile(r"(.{2,4}?)\1+")  # 没事没事 → 没事, 收拾收拾 → 收拾 (not 奶奶, 天天)
 _DROP = re.compile(r"[\W_]+", re.UNICODE)  # punctuation, symbols and spaces, after NFKC
 
 
@@ -39,10 +40,11 @@ def _alternation(words: Iterable[str]) -> re.Pattern[str] | None:
 
 
 def _digits_to_chinese(match: re.Match[str]) -> str:
+    """Small numbers as counted (12 → 十二); three digits or more as read out (120 → 一二零, 2026 → 二零二六)."""
     digits = match.group()
-    if len(digits) > 8:  # a phone number: leave it as digits
-        return digits
-    return cn2an.an2cn(str(int(digits)))
+    if len(digits) <= 2:
+        return cn2an.an2cn(str(int(digits)))
+    return "".join("零一二三四五六七八九"[int(d)] for d in digits)
 
 
 def _clock_to_chinese(match: re.Match[str]) -> str:
@@ -97,14 +99,18 @@ class Normalizer:
 
     def rewrite_dialect(self, text: str) -> str:
         """Replace dialect words by their Mandarin equivalents (longest word first)."""
-        if text in self._whole:
-            return self._whole[text]
         if self._inline_re is None:
             return text
         return self._inline_re.sub(lambda m: self._inline[m.group()], text)
 
+    def lexicon_form(self, phrase: str) -> str:
+        """A lexicon phrase in the form utterances take (no whole-utterance rewrites)."""
+        return self.rewrite_dialect(_REPEATS.sub(r"\1", self.drop_fillers(self.clean(phrase))))
+
     def __call__(self, text: str) -> str:
         """The full normalisation used before matching."""
         text = self.drop_fillers(self.clean(text))
-        text = self.rewrite_dialect(text)
+        if text in self._whole:
+            return self._whole[text]
+        text = self.rewrite_dialect(_REPEATS.sub(r"\1", text))
         return self._whole.get(text, text)

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from intents import lexicon as lexicon_mod
 from intents.lexicon import Lexicon
@@ -52,6 +52,14 @@ class IntentResult:
         """Inverse of :meth:`to_json`."""
         return cls(text=str(data["text"]), intent=str(data["intent"]),
                    confidence=float(data["confidence"]), slots=dict(data.get("slots", {})))
+
+
+class _Live(NamedTuple):
+    """A lexicon hit that survived the blockers, with its owner; ``negated`` if a negator precedes it."""
+
+    hit: Hit
+    owner: lexicon_mod.Owner
+    negated: bool
 
 
 @dataclass
@@ -96,6 +104,9 @@ class Recognizer:
         # Phrases that begin with a negator themselves (不舒服, 没听清) are never negated by it.
         self._negative_phrases = frozenset(
             pid for pid, p in enumerate(lexicon.index.phrases) if p.text.startswith(tuple(negators)))
+        # Cues that contain a negator (「不要 + 提醒」) mean the negation; their parts are not negated.
+        self._negating_cues = frozenset(
+            i for i, cue in enumerate(lexicon.cues) if any(part.startswith(tuple(negators)) for part in cue.parts))
 
     @classmethod
     def load(cls, data_dir: Path | None = None, *, accent_tolerant: bool = False,
@@ -128,8 +139,8 @@ class Recognizer:
             slots.setdefault("urgency", "emergency" if emergency is not None else "normal")
         return IntentResult(text=text, intent=intent, confidence=min(1.0, best.total), slots=slots)
 
-    def _live_hits(self, utt: Utterance) -> list[tuple[Hit, lexicon_mod.Owner]]:
-        """Lexicon hits with their owners, minus those hidden by blockers or negated."""
+    def _live_hits(self, utt: Utterance) -> list[_Live]:
+        """Lexicon hits with their owners, minus those hidden inside blockers; negation is marked."""
         owners = self.lexicon.owners
         raw = self.lexicon.index.find(utt, tolerant=self.accent_tolerant)
         blocked: list[Hit] = []
@@ -149,40 +160,46 @@ class Recognizer:
                    for b in blocked):
                 continue
             before = hit.start
-            negated = before in negator_ends or (before in bridges and bridges[before] in negator_ends)
+            negated = (before in negator_ends or (before in bridges and bridges[before] in negator_ends)) \
+                and hit.phrase not in self._negative_phrases
             for owner in owners[hit.phrase]:
-                if owner.kind in ("cue", "slot", "request"):
-                    if negated and hit.phrase not in self._negative_phrases:
-                        continue
-                    live.append((hit, owner))
+                if owner.kind == "cue" or (owner.kind in ("slot", "request") and not negated):
+                    live.append(_Live(hit, owner, negated))
         return live
 
-    def _score(self, utt: Utterance, hits: list[tuple[Hit, lexicon_mod.Owner]],
-               slot_hits: dict[str, SlotHit]) -> dict[str, _Evidence]:
+    def _score(self, utt: Utterance, hits: list[_Live], slot_hits: dict[str, SlotHit]) -> dict[str, _Evidence]:
         lex = self.lexicon
         n = len(utt.text)
-        has_request = any(owner.kind == "request" for _, owner in hits)
-        best_part: dict[tuple[int, str], Hit] = {}
-        for hit, owner in hits:
-            if owner.kind != "cue":
+        has_request = any(live.owner.kind == "request" for live in hits)
+        best_part: dict[tuple[int, str], _Live] = {}
+        for live in hits:
+            if live.owner.kind != "cue":
                 continue
-            phrase = lex.index.phrases[hit.phrase].text
-            key = (int(owner.ref), phrase)
-            if key not in best_part or hit.score > best_part[key].score:
-                best_part[key] = hit
+            key = (int(live.owner.ref), lex.index.phrases[live.hit.phrase].text)
+            if key not in best_part or live.hit.score > best_part[key].hit.score:
+                best_part[key] = live
         evidence: dict[str, _Evidence] = {}
         for cue_id in {cue_id for cue_id, _ in best_part}:
             cue = lex.cues[cue_id]
-            found = [best_part.get((cue_id, part)) for part in cue.parts]
-            if any(h is None for h in found):
-                continue
-            parts = [h for h in found if h is not None]
-            if cue.whole and not (parts[0].start == 0 and parts[0].end == n):
-                continue
-            score = cue.weight * min(h.score for h in parts)
-            score += _LENGTH_BONUS * sum(h.end - h.start for h in parts)
-            key = "_emergency" if cue.emergency else cue.intent
-            evidence.setdefault(key, _Evidence()).add(score, cue.slots)
+            spans: list[tuple[float, int, int]] = []
+            for part in cue.parts:
+                if part.startswith("<"):
+                    slot_hit = slot_hits.get(part[1:-1])
+                    if slot_hit is None:
+                        break
+                    spans.append((slot_hit.score, slot_hit.start, slot_hit.end))
+                    continue
+                live = best_part.get((cue_id, part))
+                if live is None or (live.negated and cue_id not in self._negating_cues):
+                    break
+                spans.append((live.hit.score, live.hit.start, live.hit.end))
+            else:
+                if cue.whole and not (spans[0][1] == 0 and spans[0][2] == n):
+                    continue
+                score = cue.weight * min(s for s, _, _ in spans)
+                score += _LENGTH_BONUS * sum(end - start for _, start, end in spans)
+                key = "_emergency" if cue.emergency else cue.intent
+                evidence.setdefault(key, _Evidence()).add(score, cue.slots)
         for slot, slot_hit in slot_hits.items():
             if slot_hit.value in lex.emergency_values.get(slot, ()):
                 evidence.setdefault("_emergency", _Evidence()).add(slot_hit.score, ((slot, slot_hit.value),))

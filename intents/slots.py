@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,10 +47,10 @@ class SlotFinder:
         """Keep the lexicon for the intents' slot lists."""
         self.lexicon = lexicon
 
-    def slot_hits(self, hits: list[tuple[Hit, Owner]]) -> dict[str, SlotHit]:
+    def slot_hits(self, hits: Iterable[tuple[Hit, Owner]]) -> dict[str, SlotHit]:
         """The best value of every lexicon slot heard in the utterance."""
         best: dict[str, SlotHit] = {}
-        for hit, owner in hits:
+        for hit, owner, *_ in hits:
             if owner.kind != "slot":
                 continue
             candidate = SlotHit(owner.value, hit.score, hit.start, hit.end)
