@@ -3,8 +3,9 @@
 Every phrase of every lexicon goes into one :class:`PhraseIndex`. Finding them in an utterance is
 one pass over its syllables: each syllable (accent-folded) votes for the phrases that contain it at
 a compatible offset, and only the alignments with enough votes are scored in full with
-:func:`intents.pinyin.char_similarity`. A phrase of one character must match exactly; longer
-phrases tolerate homophones, accent variants and (from three characters on) one wrong character.
+:func:`intents.pinyin.char_similarity`. A phrase of one character must match exactly; two characters
+tolerate homophones (and, in accent-tolerant mode, southern merges); three tolerate one accent
+merge; from four characters on, one wrong character.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from intents.pinyin import char_similarity, fold, syllables
 
 # Minimum mean character similarity for a phrase of n characters to count as present.
-_MIN_SCORE = {1: 1.0, 2: 0.78, 3: 0.8}
+_MIN_SCORE = {1: 1.0, 2: 0.85, 3: 0.82}
 _MIN_SCORE_LONG = 0.76
 
 

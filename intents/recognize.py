@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 _LENGTH_BONUS = 0.004  # per matched character: the more specific cue wins a tie
 _SUPPORT_BONUS = 0.05  # per extra piece of evidence for the same intent
 _MAX_SUPPORT = 2
+_FOCUS_BONUS = 0.1  # for the cue right after a request word (帮我, 给我 …)
+_FOCUS_GAP = range(0, 3)  # characters allowed between the request word and the cue
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class Recognizer:
         # Phrases that begin with a negator themselves (不舒服, 没听清) are never negated by it.
         self._negative_phrases = frozenset(
             pid for pid, p in enumerate(lexicon.index.phrases) if p.text.startswith(tuple(negators)))
+        self._slot_only_cues = tuple(
+            i for i, cue in enumerate(lexicon.cues) if all(part.startswith("<") for part in cue.parts))
         # Cues that contain a negator (「不要 + 提醒」) mean the negation; their parts are not negated.
         self._negating_cues = frozenset(
             i for i, cue in enumerate(lexicon.cues) if any(part.startswith(tuple(negators)) for part in cue.parts))
@@ -179,7 +183,9 @@ class Recognizer:
             if key not in best_part or live.hit.score > best_part[key].hit.score:
                 best_part[key] = live
         evidence: dict[str, _Evidence] = {}
-        for cue_id in {cue_id for cue_id, _ in best_part}:
+        request_ends = {live.hit.end for live in hits  # 要, 想 alone are too common to point
+                        if live.owner.kind == "request" and live.hit.end - live.hit.start > 1}
+        for cue_id in {cue_id for cue_id, _ in best_part}.union(self._slot_only_cues):
             cue = lex.cues[cue_id]
             spans: list[tuple[float, int, int]] = []
             for part in cue.parts:
@@ -198,6 +204,9 @@ class Recognizer:
                     continue
                 score = cue.weight * min(s for s, _, _ in spans)
                 score += _LENGTH_BONUS * sum(end - start for _, start, end in spans)
+                first = min(start for _, start, _ in spans)
+                if any(first - end in _FOCUS_GAP for end in request_ends):
+                    score += _FOCUS_BONUS  # 「你帮我联系他」: the request word points at this cue
                 key = "_emergency" if cue.emergency else cue.intent
                 evidence.setdefault(key, _Evidence()).add(score, cue.slots)
         for slot, slot_hit in slot_hits.items():

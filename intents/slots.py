@@ -20,7 +20,7 @@ from intents.matching import Hit, Utterance
 
 # A medicine not in the lexicon: 「吃X药/片/丸」 takes X as said.
 _MEDICINE = re.compile(r"(?:吃|服用|服|喝)((?:(?!吃|点)[\u4e00-\u9fff]){1,5}?(?:药|片|丸|胶囊|颗粒|口服液|药水))")
-_DOSE = re.compile(r"(半|[一二两三四五六七八九十]+)(片|粒|颗|袋|包|支|勺|毫升|滴|丸|格|次|个)")
+_DOSE = re.compile(r"(半|[一二两三四五六七八九十]+)(片|粒|颗|袋|包|支|勺|毫升|滴|丸|格|个)")
 _MEAL_BY_HOUR = ((10, "breakfast"), (15, "lunch"), (24, "dinner"))
 
 
@@ -67,11 +67,11 @@ class SlotFinder:
             return {}
         text = utt.text
         slots: dict[str, Any] = {}
-        for name in wanted:
-            if name in cue_slots:
-                slots[name] = cue_slots[name]
-            elif name in slot_hits:
+        for name in wanted:  # a word heard for the slot beats the value a cue implies
+            if name in slot_hits:
                 slots[name] = slot_hits[name].value
+            elif name in cue_slots:
+                slots[name] = cue_slots[name]
         if "time" in wanted:
             clock = numbers.find_clock_time(text)
             if clock is not None:
