@@ -54,7 +54,7 @@ class SlotRule:
 class Owner:
     """What a phrase in the index stands for: a cue part, a slot value, a request word, negator or blocker."""
 
-    kind: str  # "cue", "slot", "request", "negator", "bridge", "blocker"
+    kind: str  # "cue", "slot", "request", "negator", "bridge", "blocker", "narrative"
     ref: int | str = 0  # cue number, or slot name
     value: str = ""  # slot value
 
@@ -71,6 +71,7 @@ class Lexicon:
     owners: tuple[tuple[Owner, ...], ...]  # phrase id → owners
     normalizer: Normalizer
     min_confidence: float
+    narrative_factor: float  # evidence multiplier for non-emergency intents in narrative talk
 
 
 def _load_yaml(path: Path | Any) -> Any:
@@ -152,7 +153,7 @@ def load(data_dir: Path | None = None) -> Lexicon:
             score = float(rule["score"])
             rules.append(SlotRule(intent=name, slots=tuple(rule["all"]), score=score,
                                   without_request=float(rule.get("without_request", score))))
-    for kind, key in (("request", "request_markers"), ("negator", "negators"),
+    for kind, key in (("request", "request_markers"), ("negator", "negators"), ("narrative", "narrative_markers"),
                       ("bridge", "negation_bridges"), ("blocker", "blockers")):
         for phrase in spec.get(key, ()) or ():
             builder.add(str(phrase), Owner(kind))
@@ -183,7 +184,8 @@ def load(data_dir: Path | None = None) -> Lexicon:
     return Lexicon(intents=intents, cues=tuple(cues), rules=tuple(rules),
                    emergency_values=emergency_values, index=PhraseIndex(phrases),
                    owners=tuple(tuple(o) for o in builder.owners), normalizer=normalizer,
-                   min_confidence=float(spec.get("min_confidence", 0.5)))
+                   min_confidence=float(spec.get("min_confidence", 0.5)),
+                   narrative_factor=float(spec.get("narrative_factor", 1.0)))
 
 
 def _dialect_words(path: Any) -> list[DialectWord]:

@@ -5,7 +5,7 @@ one pass over its syllables: each syllable (accent-folded) votes for the phrases
 a compatible offset, and only the alignments with enough votes are scored in full with
 :func:`intents.pinyin.char_similarity`. A phrase of one character must match exactly; two characters
 tolerate homophones (and, in accent-tolerant mode, southern merges); three tolerate one accent
-merge; from four characters on, one wrong character.
+merge; four, one wrong but similar-sounding character; from five on, any one wrong character.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from intents.pinyin import char_similarity, fold, syllables
 
 # Minimum mean character similarity for a phrase of n characters to count as present.
-_MIN_SCORE = {1: 1.0, 2: 0.85, 3: 0.82}
+_MIN_SCORE = {1: 1.0, 2: 0.85, 3: 0.82, 4: 0.8}
 _MIN_SCORE_LONG = 0.76
 
 

@@ -167,7 +167,7 @@ class Recognizer:
             negated = (before in negator_ends or (before in bridges and bridges[before] in negator_ends)) \
                 and hit.phrase not in self._negative_phrases
             for owner in owners[hit.phrase]:
-                if owner.kind == "cue" or (owner.kind in ("slot", "request") and not negated):
+                if owner.kind == "cue" or (owner.kind in ("slot", "request", "narrative") and not negated):
                     live.append(_Live(hit, owner, negated))
         return live
 
@@ -219,4 +219,9 @@ class Recognizer:
             base = rule.score if has_request else rule.without_request
             score = base * min(h.score for h in found_hits if h is not None)
             evidence.setdefault(rule.intent, _Evidence()).add(score)
+        if any(live.owner.kind == "narrative" for live in hits):
+            for key, found in evidence.items():
+                if key != "_emergency":
+                    found.score *= lex.narrative_factor
+                    found.support = 0
         return evidence

@@ -38,7 +38,7 @@ def test_bundled_data_covers_the_contract() -> None:
                          ids=[f"{s}={v}:{p}" for s, v, p in _slot_phrases()])
 def test_every_slot_phrase_yields_its_value(recognizer: Recognizer, slot: str, value: str, phrase: str) -> None:
     lex = recognizer.lexicon
-    utt = Utterance.of(lex.normalizer.clean(phrase))
+    utt = Utterance.of(lex.normalizer(phrase))
     hits = [(h, o) for h in lex.index.find(utt) for o in lex.owners[h.phrase]]
     best = SlotFinder(lex).slot_hits(hits)
     assert best[slot].value == value
