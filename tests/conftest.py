@@ -1,6 +1,7 @@
 """Shared fixtures: one recogniser per test session (loading it takes a few tens of milliseconds)."""
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from intents.recognize import Recognizer
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# The team's shared folder (eval sets, real recordings) sits beside the repository; YINLING_SHARED overrides.
+SHARED = Path(os.environ.get("YINLING_SHARED", ROOT.parent / "shared"))
 TODAY = dt.date(2026, 11, 26)  # a Thursday
 
 
