@@ -20,6 +20,7 @@ from assistant import config as config_module
 from assistant.config import Config
 from assistant.errors import ConfigError, UsageError, YinlingError
 from intents.recognize import IntentResult, Recognizer
+from voices import model as model_commands
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Listen, understand, act and speak.")
     run.add_argument("--text", action="store_true",
                      help="text mode: read utterances from stdin, print what would be said")
+    run.add_argument("--input", metavar="FILE.wav", type=Path,
+                     help="run the real speech loop on a recording (16 kHz mono WAV) instead of the microphone")
+    run.add_argument("--output", metavar="FILE.wav", type=Path,
+                     help="with --input: write the synthesised replies into this WAV file")
+    run.add_argument("--events", action="store_true",
+                     help="also print every event (order, help, device command) as a line '事件：{json}'")
     run.set_defaults(handler=_cmd_run)
+
+    model_commands.add_commands(commands, parents=[common])
+
+    doctor = commands.add_parser("doctor", parents=[common], help="check microphone, speaker, model, voice, broker, platform",
+                                 description="Check every part the assistant needs and say what to fix.")
+    doctor.set_defaults(handler=_cmd_doctor)
     return parser
 
 
@@ -133,9 +146,23 @@ def _cmd_parse(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
-    """``yinling run``: the speech loop (not implemented yet)."""
-    print("语音部分尚未实现 / speech loop not implemented yet", file=sys.stderr)
-    return EXIT_FAILURE
+    """``yinling run``: the assistant (voice, file or text mode; see :mod:`assistant.app`)."""
+    from assistant import app  # keeps `yinling parse` start-up free of the assistant's imports
+
+    if args.text and args.input is not None:
+        raise UsageError("yinling run: give either --text or --input FILE.wav, not both.")
+    if args.output is not None and args.input is None:
+        raise UsageError("yinling run: --output only goes with --input FILE.wav.")
+    _utf8_stdout()
+    options = app.RunOptions(text=args.text, input_wav=args.input, output_wav=args.output, events=args.events)
+    return app.run(cfg, state_dir, options)
+
+
+def _cmd_doctor(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
+    """``yinling doctor``: one line per part, exit 1 if something is broken."""
+    from assistant import doctor
+
+    return doctor.run(cfg, state_dir, _utf8_stdout())
 
 
 def _utterances(stream: BinaryIO | TextIO) -> Iterator[str]:

@@ -108,6 +108,13 @@ class SpeechConfig:
     """microphone name or index as listed by sounddevice; "" = system default"""
     output_device: str
     """loudspeaker name or index as listed by sounddevice; "" = system default"""
+    barge_in: str = field(metadata={"choices": ("keywords", "speech")})
+    """what interrupts the assistant's own speech: "keywords" (wake word, emergency phrases) or any "speech"
+    (only with echo cancellation, otherwise the assistant interrupts itself)"""
+    emergency_phrases: tuple[str, ...]
+    """phrases heard at any time, without the wake word, that start the help path at once"""
+    request_timeout: float = field(metadata={"range": (1.0, 60.0)})
+    """seconds of audio after the wake word in which the request must start"""
 
     @property
     def model_path(self) -> Path:
@@ -123,6 +130,14 @@ class IntentsConfig:
     """also match by pinyin with merged initials/finals (zh=z, n=l, in=ing ...)"""
     min_confidence: float = field(metadata={"range": (0.0, 1.0)})
     """results below this confidence (0..1) count as intent "none\""""
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    """Conversation (``[dialogue]``)."""
+
+    timeout: float = field(metadata={"range": (0.5, 3600.0)})
+    """seconds an unanswered question waits before the assistant politely gives up"""
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,7 @@ class Config:
     web: WebConfig
     speech: SpeechConfig
     intents: IntentsConfig
+    dialogue: DialogueConfig
     logging: LoggingConfig
     devices: tuple[DeviceConfig, ...] = ()
     """sensors and actuators, in the order the home file lists them"""
@@ -162,9 +178,11 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "home": HomeConfig, "mqtt": MqttConfig, "platform": PlatformConfig, "web": WebConfig,
-    "speech": SpeechConfig, "intents": IntentsConfig, "logging": LoggingConfig,
+    "speech": SpeechConfig, "intents": IntentsConfig, "dialogue": DialogueConfig, "logging": LoggingConfig,
 }
-_TYPE_WORDS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_STRINGS = tuple[str, ...]
+_TYPE_WORDS: dict[Any, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                               _STRINGS: "a list of non-empty strings"}
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
@@ -315,7 +333,7 @@ def _field_value(cls: type, key: str, value: Any, where: str, *, from_text: bool
     value = _convert_text(value, kind) if from_text else value
     if not _has_type(value, kind):
         raise ConfigError(f"{where}: {key} = {_show(value)} is not allowed; expected {_TYPE_WORDS[kind]}.")
-    value = float(value) if kind is float else value
+    value = float(value) if kind is float else tuple(value) if kind == _STRINGS else value
     meta = spec.metadata
     if meta.get("upper"):
         value = value.upper()
@@ -347,11 +365,15 @@ def _convert_text(text: str, kind: type) -> Any:
             return kind(stripped)
         except ValueError:
             return text
+    if kind == _STRINGS:  # YINLING_SPEECH_EMERGENCY_PHRASES="救命,来人啊"
+        return [part.strip() for part in stripped.split(",") if part.strip()]
     return text
 
 
-def _has_type(value: Any, kind: type) -> bool:
-    """TOML-aware type check: a bool is not an integer, an integer is a number."""
+def _has_type(value: Any, kind: Any) -> bool:
+    """TOML-aware type check: a bool is not an integer, an integer is a number; lists of strings."""
+    if kind == _STRINGS:
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
     if kind is bool:
         return isinstance(value, bool)
     if isinstance(value, bool):

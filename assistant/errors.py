@@ -19,3 +19,15 @@ class DataError(YinlingError):
 
 class InputError(YinlingError):
     """Input from a user or another program cannot be processed (e.g. undecodable bytes)."""
+
+
+class ModelError(YinlingError):
+    """The speech model is missing, corrupt, or could not be downloaded or unpacked."""
+
+
+class AudioDeviceError(YinlingError):
+    """No usable microphone or loudspeaker (or PortAudio is missing); the assistant falls back to text."""
+
+
+class SpeechError(YinlingError):
+    """Speech synthesis is unavailable or failed (espeak-ng missing, unknown voice, bad settings)."""

@@ -143,6 +143,17 @@ class Recognizer:
             slots.setdefault("urgency", "emergency" if emergency is not None else "normal")
         return IntentResult(text=text, intent=intent, confidence=min(1.0, best.total), slots=slots)
 
+    def slot_value(self, text: str, slot: str) -> Any:
+        """The value of one slot heard in ``text`` whatever the intent (「儿子」 answering 「给谁打电话？」)."""
+        norm = self.lexicon.normalizer(text)
+        if not norm:
+            return None
+        utt = Utterance.of(norm)
+        found = self._slot_finder.slot_hits(self._live_hits(utt)).get(slot)
+        if found is not None:
+            return found.value
+        return self._slot_finder.parsed_slot(slot, utt, self._today())
+
     def _live_hits(self, utt: Utterance) -> list[_Live]:
         """Lexicon hits with their owners, minus those hidden inside blockers; negation is marked."""
         owners = self.lexicon.owners

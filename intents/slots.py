@@ -101,6 +101,20 @@ class SlotFinder:
         return slots
 
     @staticmethod
+    def parsed_slot(slot: str, utt: Utterance, today: dt.date) -> Any:
+        """A slot that is parsed rather than listed (time, quantity, date), or None."""
+        if slot == "time":
+            clock = numbers.find_clock_time(utt.text)
+            return clock.hhmm if clock else None
+        if slot == "quantity":
+            found = numbers.find_quantity(utt.text)
+            return found[0] if found else numbers.parse_number(utt.text)
+        if slot == "date":
+            day = numbers.find_date(utt.text, today)
+            return day[0].isoformat() if day else None
+        return None
+
+    @staticmethod
     def _meal_from_context(slots: dict[str, Any], slot_hits: dict[str, SlotHit]) -> str | None:
         """「明早送一碗豆浆」 is breakfast: infer the meal from the time of day or the clock time."""
         if "_meal_hint" in slot_hits:

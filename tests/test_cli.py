@@ -162,10 +162,9 @@ def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--batch" in capsys.readouterr().out
 
 
-def test_run_stub_says_so_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run"]) == 1
-    captured = capsys.readouterr()
-    assert captured.err.strip() == "语音部分尚未实现 / speech loop not implemented yet"
+def test_run_rejects_text_together_with_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--text", "--input", "x.wav"]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 # --- as a real process ----------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""``yinling run``: build the assistant from the configuration and run it in the right mode.
+
+Modes, chosen once at start-up:
+- text (``--text``): stdin → assistant → ``说：…`` lines on stdout;
+- file (``--input FILE.wav``): the real Vosk loop on a recording, spoken lines synthesised into
+  ``--output FILE.wav`` (or discarded) and echoed as ``说：…`` lines;
+- voice (default): microphone and loudspeaker. With no microphone, no loudspeaker or no model the
+  reason is printed in one line and the assistant falls back to text mode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from assistant.config import Config
+from assistant.dialogue import Dialogue
+from assistant.errors import YinlingError
+from assistant.loop import Assistant, EventLog, EventPrinter, run_text
+from assistant.skills import Skills
+from intents.recognize import Recognizer
+from voices.prompts import Prompts
+from voices.speaker import Speaker, TextSpeaker
+
+logger = logging.getLogger(__name__)
+
+ACTUATOR_ROLES = ("light", "tv", "air_conditioner", "gas_valve", "curtain", "heater")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``yinling run`` was asked to do."""
+
+    text: bool = False
+    input_wav: Path | None = None
+    output_wav: Path | None = None
+    events: bool = False
+
+
+def build_assistant(cfg: Config, state_dir: Path, speaker: Speaker, *, out: TextIO | None = None,
+                    events: bool = False) -> Assistant:
+    """Wire recogniser, prompts, skills, dialogue and event handlers for one home."""
+    recognizer = Recognizer.load(accent_tolerant=cfg.intents.accent_tolerant,
+                                 min_confidence=cfg.intents.min_confidence)
+    prompts = Prompts.load()
+    devices = {}
+    for device in cfg.devices:
+        if device.role in ACTUATOR_ROLES:
+            devices.setdefault(device.role, device.name)
+    elder = cfg.home.elder_name
+    skills = Skills(prompts, elder=elder, clock=lambda: dt.datetime.now().astimezone(), devices=devices)
+    dialogue = Dialogue(prompts, skills, recognizer.slot_value, elder=elder, timeout=cfg.dialogue.timeout,
+                        clock=time.monotonic)
+    handlers = [EventLog(state_dir / "events.jsonl")]
+    if events and out is not None:
+        handlers.append(EventPrinter(out))
+    return Assistant(recognizer, dialogue, speaker, handlers)
+
+
+def run(cfg: Config, state_dir: Path, options: RunOptions) -> int:
+    """Run the assistant until end of input (text, file) or until interrupted (voice)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    out = sys.stdout
+    if options.text:
+        return _run_text(cfg, state_dir, options, out)
+    from assistant import voice_mode  # imported here: text mode must not need audio libraries
+
+    if options.input_wav is not None:
+        return voice_mode.run_file(cfg, state_dir, options, out, build_assistant)
+    try:
+        return voice_mode.run_live(cfg, state_dir, options, out, build_assistant)
+    except YinlingError as exc:
+        print(f"{str(exc).rstrip('.。')}；改用文字模式 / falling back to text mode", file=sys.stderr)
+        return _run_text(cfg, state_dir, options, out)
+
+
+def _run_text(cfg: Config, state_dir: Path, options: RunOptions, out: TextIO) -> int:
+    assistant = build_assistant(cfg, state_dir, TextSpeaker(out), out=out, events=options.events)
+    run_text(assistant, sys.stdin)
+    return 0
