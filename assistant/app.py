@@ -10,7 +10,6 @@ Modes, chosen once at start-up:
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 import time
@@ -19,10 +18,12 @@ from pathlib import Path
 from typing import TextIO
 
 from assistant.config import Config
-from assistant.dialogue import Dialogue
+from assistant.chat import Chat
+from assistant.dialogue import Dialogue, local_now
 from assistant.errors import YinlingError
 from assistant.loop import Assistant, EventLog, EventPrinter, run_text
 from assistant.skills import Skills
+from assistant.weather import WeatherCache, WeatherSkill
 from intents.recognize import Recognizer
 from voices.prompts import Prompts
 from voices.speaker import Speaker, TextSpeaker
@@ -53,9 +54,13 @@ def build_assistant(cfg: Config, state_dir: Path, speaker: Speaker, *, out: Text
         if device.role in ACTUATOR_ROLES:
             devices.setdefault(device.role, device.name)
     elder = cfg.home.elder_name
-    skills = Skills(prompts, elder=elder, clock=lambda: dt.datetime.now().astimezone(), devices=devices)
-    dialogue = Dialogue(prompts, skills, recognizer.slot_value, elder=elder, timeout=cfg.dialogue.timeout,
-                        clock=time.monotonic)
+    clock = local_now
+    skills = Skills(prompts, elder=elder, clock=clock, devices=devices)
+    dialogue = Dialogue(prompts, skills, recognizer.slot_value, elder=elder, family=cfg.home.family_contact,
+                        timeout=cfg.dialogue.timeout, clock=time.monotonic)
+    skills.register("chat", Chat(contact_name=prompts.name("contact", cfg.home.family_contact),
+                                 offer_call=dialogue.offer_call))
+    skills.register("query_weather", WeatherSkill(WeatherCache(state_dir / "weather.json"), prompts, clock=clock))
     handlers = [EventLog(state_dir / "events.jsonl")]
     if events and out is not None:
         handlers.append(EventPrinter(out))

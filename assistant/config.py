@@ -58,6 +58,8 @@ class HomeConfig:
     """identifies the home in MQTT topics and platform calls"""
     elder_name: str = field(metadata={"pattern": (r"(?s).*\S.*", "a non-empty name")})
     """how the assistant addresses the elder"""
+    family_contact: str = field(metadata={"choices": ("son", "daughter", "spouse", "family", "neighbor", "community")})
+    """who the assistant offers to call when the elder is unwell or lonely"""
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class SpeechConfig:
     """Vosk model directory; "" = DEFAULT_MODEL_DIR (see :attr:`model_path`)"""
     tts_voice: str
     """espeak-ng voice id used by the speech synthesizer"""
-    tts_rate: int = field(metadata={"range": (40, 400)})
+    tts_rate: int = field(metadata={"range": (80, 400)})
     """speaking rate (words per minute)"""
     tts_volume: float = field(metadata={"range": (0.0, 1.0)})
     """speech volume (0.0 silent .. 1.0 full)"""
@@ -113,6 +115,9 @@ class SpeechConfig:
     (only with echo cancellation, otherwise the assistant interrupts itself)"""
     emergency_phrases: tuple[str, ...]
     """phrases heard at any time, without the wake word, that start the help path at once"""
+    decoys: tuple[str, ...]
+    """phrases the keyword spotter listens for but never reports, to soak up ordinary speech that would
+    otherwise be forced onto the keywords; empty = the bundled Mandarin list in voices/spotting.yaml"""
     request_timeout: float = field(metadata={"range": (1.0, 60.0)})
     """seconds of audio after the wake word in which the request must start"""
 

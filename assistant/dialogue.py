@@ -62,13 +62,14 @@ class Dialogue:
     """Turns understood utterances into replies; holds the conversation state of one home."""
 
     def __init__(self, prompts: Prompts, skills: Skills, slot_reader: Callable[[str, str], Any], *,
-                 elder: str, timeout: float = 30.0, clock: Callable[[], float]) -> None:
+                 elder: str, family: str = "family", timeout: float = 30.0, clock: Callable[[], float]) -> None:
         """``slot_reader(text, slot)`` finds one slot in an answer (「两份」); ``clock`` gives seconds
         (monotonic) for the question time-out; ``elder`` is how we address her."""
         self.prompts = prompts
         self.skills = skills
         self._slot_reader = slot_reader
         self.elder = elder
+        self.family = family  # who is offered when the elder is unwell or lonely (a contact value)
         self.timeout = timeout
         self._clock = clock
         self._state = _State()
@@ -108,6 +109,11 @@ class Dialogue:
         reply = handler(result) if handler else self._say("not_yet")
         return self._remember(reply)
 
+    def offer_call(self, line: str, utterance: str) -> Reply:
+        """Say ``line`` (which offers to call the family) and wait for yes/no (used by the chat skill)."""
+        self._state.pending = Pending("call_help", {"contact": self.family}, CONFIRM, utterance, self._clock())
+        return Reply((line,))
+
     def tick(self) -> Reply:
         """Called regularly: ends a question left unanswered for longer than the time-out."""
         pending = self._state.pending
@@ -130,7 +136,7 @@ class Dialogue:
         if contact:
             return self._ask(result.intent, {"contact": contact}, CONFIRM, result.text)
         if result.slots.get("reason"):
-            return self._ask(result.intent, {"contact": "family"}, CONFIRM, result.text, key="unwell_offer_call")
+            return self._ask(result.intent, {"contact": self.family}, CONFIRM, result.text, key="unwell_offer_call")
         return self._ask(result.intent, {}, "contact", result.text)
 
     def _order(self, result: IntentResult) -> Reply:

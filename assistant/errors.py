@@ -31,3 +31,7 @@ class AudioDeviceError(YinlingError):
 
 class SpeechError(YinlingError):
     """Speech synthesis is unavailable or failed (espeak-ng missing, unknown voice, bad settings)."""
+
+
+class ReminderError(InputError):
+    """A reminder request is invalid (bad time, weekday, medicine, dates); nothing was stored."""

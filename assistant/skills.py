@@ -68,11 +68,10 @@ class Skills:
         """星期四, from the names in prompts.yaml."""
         return self.prompts.name("weekday", str(day.isoweekday()))
 
-    @staticmethod
-    def lunar_date(day: dt.date) -> str:
+    def lunar_date(self, day: dt.date) -> str:
         """The lunar date as people say it: 十月十八, 腊月初八, 闰四月初一."""
         lunar = Solar.fromYmd(day.year, day.month, day.day).getLunar()
-        return f"{lunar.getMonthInChinese()}月{lunar.getDayInChinese()}"
+        return self.prompts.text("lunar_date", month=lunar.getMonthInChinese(), day=lunar.getDayInChinese())
 
     def special_day(self, day: dt.date) -> Iterable[str]:
         """A line for today's traditional festival or solar term (「今天是冬至」), if any."""

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, TextIO
 
 from assistant.config import Config
 from assistant.errors import ModelError
-from voices.asr import (Emergency, KeywordSpotter, Request, RequestTimeout, SpeechModel, SpeechStarted,
-                        StreamingRecognizer, TwoStageListener, WakeWord)
+from voices.asr import SpeechModel, StreamingRecognizer
 from voices.audio import AudioSink, AudioSource, NullSink, WavFileSink, WavFileSource, open_microphone, open_speaker
+from voices.listen import (Emergency, KeywordSpotter, Request, RequestTimeout, SpeechStarted, TwoStageListener,
+                           WakeWord, bundled_decoys)
 from voices.model import check, configured_path
 from voices.speaker import Speaker, TextSpeaker, VoiceSpeaker
 from voices.tts import EspeakSynthesizer
@@ -37,10 +38,12 @@ Builder = Callable[..., "Assistant"]
 
 
 def build_listener(cfg: Config, model: SpeechModel) -> TwoStageListener:
-    """The always-on spotter (wake word + emergency phrases) and the free recogniser for requests.
+    """The always-on spotter (wake word + emergency phrases + decoys) and the free recogniser for requests.
 
     Emergency phrases the model cannot spell are skipped with a warning; a wake word it cannot
-    spell is a configuration error (the assistant could never be woken).
+    spell is a configuration error (the assistant could never be woken). Decoys are ``[speech] decoys``,
+    or the bundled Mandarin list when that is empty; those the model cannot spell are dropped quietly
+    (a list meant for many models), and so are those inside a keyword, which would compete with it.
     """
     emergencies = []
     for phrase in cfg.speech.emergency_phrases:
@@ -51,7 +54,12 @@ def build_listener(cfg: Config, model: SpeechModel) -> TwoStageListener:
     if model.tokenize(cfg.speech.wake_word) is None:
         raise ModelError(f"唤醒词不在模型词表里 / the wake word {cfg.speech.wake_word!r} is not in the "
                          "speech model's vocabulary: choose another [speech] wake_word")
-    spotter = KeywordSpotter(model, [cfg.speech.wake_word], emergencies)
+    keywords = [cfg.speech.wake_word, *emergencies]
+    wanted = cfg.speech.decoys or bundled_decoys()
+    decoys = [d for d in wanted if not any(d in k for k in keywords) and model.tokenize(d) is not None]
+    logger.debug("%d of %d decoy phrases dropped (not in the model's vocabulary, or inside a keyword)",
+                 len(wanted) - len(decoys), len(wanted))
+    spotter = KeywordSpotter(model, [cfg.speech.wake_word], emergencies, decoys=decoys)
     return TwoStageListener(spotter, StreamingRecognizer(model), request_timeout=cfg.speech.request_timeout)
 
 

@@ -28,14 +28,8 @@ sys.path.insert(0, str(ROOT))
 import vosk  # noqa: E402
 
 from tests.shared import chunks, pcm_seconds, read_pcm16k, silence, synthesize_wav, write_pcm16k  # noqa: E402
-from voices.asr import (  # noqa: E402
-    Emergency,
-    KeywordSpotter,
-    SpeechModel,
-    StreamingRecognizer,
-    TwoStageListener,
-    WakeWord,
-)
+from voices.asr import SpeechModel, StreamingRecognizer  # noqa: E402
+from voices.listen import Emergency, KeywordSpotter, TwoStageListener, WakeWord  # noqa: E402
 
 REAL_AUDIO = ROOT.parent / "shared" / "audio" / "real"
 WAKE, EMERGENCIES = "빅스비", ("도와줘", "위험해")

@@ -45,9 +45,9 @@ class IntentResult:
     slots: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """Wire form, exactly CONTRACTS.md §1."""
-        return {"text": self.text, "intent": self.intent,
-                "confidence": round(self.confidence, 3), "slots": dict(self.slots)}
+        """Wire form, exactly CONTRACTS.md §1; internal slots (leading ``_``) stay inside."""
+        return {"text": self.text, "intent": self.intent, "confidence": round(self.confidence, 3),
+                "slots": {k: v for k, v in self.slots.items() if not k.startswith("_")}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IntentResult:

@@ -19,7 +19,9 @@ from intents.lexicon import Lexicon, Owner
 from intents.matching import Hit, Utterance
 
 # A medicine not in the lexicon: 「吃X药/片/丸」 takes X as said.
-_MEDICINE = re.compile(r"(?:吃|服用|服|喝)((?:(?!吃|点)[\u4e00-\u9fff]){1,5}?(?:药|片|丸|胶囊|颗粒|口服液|药水))")
+# (not 「吃过药」, 「吃了药」: a particle right after the verb is not part of a name)
+_MEDICINE = re.compile(r"(?:吃|服用|服|喝)(?![过了完下的这那点个些上])((?:(?!吃|点)[\u4e00-\u9fff]){1,5}?"
+                       r"(?:药|片|丸|胶囊|颗粒|口服液|药水))")
 _DOSE = re.compile(r"(半|[一二两三四五六七八九十]+)(片|粒|颗|袋|包|支|勺|毫升|滴|丸|格|个)")
 _MEAL_BY_HOUR = ((10, "breakfast"), (15, "lunch"), (24, "dinner"))
 

@@ -236,3 +236,13 @@ def test_bad_override_is_a_config_error() -> None:
 
 def test_config_error_is_a_yinling_error() -> None:
     assert issubclass(ConfigError, YinlingError)
+
+
+def test_decoys_default_to_empty_and_take_a_list_from_file_or_environment(tmp_path: Path) -> None:
+    assert load(env={}).speech.decoys == ()  # empty: the bundled Mandarin list of voices/spotting.yaml is used
+    cfg = load(write(tmp_path, '[speech]\ndecoys = ["가", "나"]\n'), env={})
+    assert cfg.speech.decoys == ("가", "나")
+    assert load(env={"YINLING_SPEECH_DECOYS": "가, 나,다"}).speech.decoys == ("가", "나", "다")
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, '[speech]\ndecoys = "가나다"\n', "bad.toml"), env={})
+    assert_one_sentence(caught.value, "speech.decoys", "a list of non-empty strings")

@@ -80,3 +80,28 @@ def test_no_microphone_and_no_model_falls_back_to_text_mode(tmp_path: Path) -> N
     problem = [line for line in done.stderr.splitlines() if "falling back to text mode" in line]
     assert len(problem) == 1 and "yinling model install" in problem[0]
     assert done.stdout.startswith(SPOKEN_PREFIX) and "现在是" in done.stdout
+
+
+def test_lunar_date_for_the_machines_date(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from lunar_python import Solar
+
+    today = dt.date.today()
+    lunar = Solar.fromYmd(today.year, today.month, today.day).getLunar()
+    spoken, _ = run_text(tmp_path, ["今天农历初几"])
+    assert spoken[0] == f"今天是农历{lunar.getMonthInChinese()}月{lunar.getDayInChinese()}。"
+
+
+def test_jokes_do_not_repeat_twice_in_a_row(tmp_path: Path) -> None:
+    from assistant.chat import load_items
+
+    jokes = [item.lines for item in load_items("jokes")]
+    spoken, _ = run_text(tmp_path, ["讲个笑话"] * 4)
+    told = []
+    while spoken:
+        joke = next(lines for lines in jokes if tuple(spoken[:len(lines)]) == lines)
+        told.append(joke)
+        spoken = spoken[len(joke):]
+    assert len(told) == 4
+    assert all(a != b for a, b in zip(told, told[1:]))

@@ -47,3 +47,10 @@ def test_only_the_intents_own_slots_are_returned(recognizer: Recognizer) -> None
 def test_curtain_open_is_on(recognizer: Recognizer) -> None:
     assert recognizer.parse("把窗帘拉开").slots == {"device": "curtain", "action": "on"}
     assert recognizer.parse("窗帘拉上").slots == {"device": "curtain", "action": "off"}
+
+
+@pytest.mark.parametrize("text", ["我吃过药了", "吃了药了", "药吃完了", "我刚吃完药"])
+def test_particles_are_not_medicine_names(recognizer: Recognizer, text: str) -> None:
+    result = recognizer.parse(text)
+    assert result.intent == "medication_taken"
+    assert "medicine" not in result.slots
