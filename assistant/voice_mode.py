@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from assistant.config import Config
-from assistant.errors import ModelError
+from assistant.errors import ModelError, YinlingError
 from voices.asr import SpeechModel, StreamingRecognizer
 from voices.audio import AudioSink, AudioSource, NullSink, WavFileSink, WavFileSource, open_microphone, open_speaker
 from voices.listen import (Emergency, KeywordSpotter, Request, RequestTimeout, SpeechStarted, TwoStageListener,
@@ -123,14 +123,24 @@ def run_file(cfg: Config, state_dir: Path, options: RunOptions, out: TextIO, bui
 
 
 def run_live(cfg: Config, state_dir: Path, options: RunOptions, out: TextIO, build: Builder) -> int:
-    """Microphone and loudspeaker; raises (ModelError, AudioDeviceError) when a part is missing."""
-    model = load_model(cfg, state_dir)
-    microphone = open_microphone(cfg.speech.input_device or None)
-    try:
-        sink = open_speaker(cfg.speech.output_device or None)
-    except Exception:
-        microphone.close()
-        raise
+    """Microphone and loudspeaker; raises one YinlingError naming every missing part (model, microphone,
+    loudspeaker) so the caller can say it in one line and fall back to text mode."""
+    problems: list[str] = []
+    opened: list[Any] = []
+    for part in (lambda: check(configured_path(cfg, state_dir), load=False),
+                 lambda: open_microphone(cfg.speech.input_device or None),
+                 lambda: open_speaker(cfg.speech.output_device or None)):
+        try:
+            opened.append(part())
+        except YinlingError as exc:
+            problems.append(str(exc).rstrip(".。"))
+    if problems:
+        for thing in opened:
+            if hasattr(thing, "close"):
+                thing.close()
+        raise YinlingError("；".join(problems))
+    _, microphone, sink = opened
+    model = SpeechModel.load(configured_path(cfg, state_dir))
     listener = build_listener(cfg, model)
     speaker = _speaker(cfg, sink, None)
     assistant = build(cfg, state_dir, speaker, out=out, events=options.events)

@@ -78,7 +78,7 @@ def test_no_microphone_and_no_model_falls_back_to_text_mode(tmp_path: Path) -> N
                           input="现在几点了\n", capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     problem = [line for line in done.stderr.splitlines() if "falling back to text mode" in line]
-    assert len(problem) == 1 and "yinling model install" in problem[0]
+    assert len(problem) == 1 and "yinling model install" in problem[0] and "未找到麦克风" in problem[0]
     assert done.stdout.startswith(SPOKEN_PREFIX) and "现在是" in done.stdout
 
 

@@ -99,3 +99,34 @@ def test_emergency_phrase_during_playback_stops_it_and_starts_the_help_path(tmp_
     assert False in sink.completed  # something was cut short …
     assert sink.completed[-1] is True  # … and the reassurance itself was played to the end
     assert [type(e) for e in events] == [HelpRequested]
+
+
+class StopCounter:
+    """A speaker double that only counts stop() calls (react() is tested without audio)."""
+
+    def __init__(self) -> None:
+        self.stops = 0
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+@pytest.mark.parametrize(("barge_in", "stops"), [("keywords", 0), ("speech", 1)])
+def test_speech_barge_in_is_configurable(barge_in: str, stops: int) -> None:
+    from assistant.voice_mode import react
+    from voices.listen import SpeechStarted
+
+    speaker = StopCounter()
+    react(None, speaker, SpeechStarted("안녕", 1.0), barge_in)  # type: ignore[arg-type]
+    assert speaker.stops == stops
+
+
+def test_model_present_but_no_microphone_says_so_and_uses_text_mode(tmp_path: Path) -> None:
+    (tmp_path / "home.toml").write_text(HOME_TOML, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "assistant", "run", "--config", str(tmp_path / "home.toml"),
+                           "--home", str(tmp_path / "home")],
+                          input="现在几点了\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "falling back to text mode" in line]
+    assert "未找到麦克风" in line and "语音模型" not in line
+    assert done.stdout.startswith(SPOKEN_PREFIX)
