@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     model_commands.add_commands(commands, parents=[common])
 
+    weather = commands.add_parser("weather", parents=[common], help="store a weather forecast for the assistant",
+                                  description="Store a forecast (JSON, see assistant/weather.py) that the assistant "
+                                              "reads back; the community platform or the family publishes it.")
+    weather.add_argument("file", metavar="FILE", help="forecast JSON file, or '-' for stdin")
+    weather.set_defaults(handler=_cmd_weather)
+
     doctor = commands.add_parser("doctor", parents=[common], help="check microphone, speaker, model, voice, broker, platform",
                                  description="Check every part the assistant needs and say what to fix.")
     doctor.set_defaults(handler=_cmd_doctor)
@@ -156,6 +162,19 @@ def _cmd_run(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
     _utf8_stdout()
     options = app.RunOptions(text=args.text, input_wav=args.input, output_wav=args.output, events=args.events)
     return app.run(cfg, state_dir, options)
+
+
+def _cmd_weather(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
+    """``yinling weather FILE``: validate and store a forecast in the state directory."""
+    from assistant.weather import WeatherCache
+
+    try:
+        payload = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"yinling weather: cannot read {args.file} ({exc.strerror}).") from None
+    forecast = WeatherCache(state_dir / "weather.json").store(payload)
+    print(f"天气已更新 / forecast stored: {len(forecast.days)} days, updated {forecast.updated_at.isoformat()}")
+    return EXIT_OK
 
 
 def _cmd_doctor(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:

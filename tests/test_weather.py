@@ -69,3 +69,22 @@ def test_round_trip(tmp_path: Path) -> None:
     cache = WeatherCache(tmp_path / "weather.json")
     stored = cache.store(forecast())
     assert cache.load() == stored
+
+
+def test_cli_stores_a_forecast_that_text_mode_reads_back(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    today = dt.date.today().isoformat()
+    now = dt.datetime.now().astimezone().isoformat()
+    payload = json.dumps({"updated_at": now, "days": [{"date": today, "condition": "rain", "low": 3, "high": 9}]})
+    home = str(tmp_path / "home")
+    stored = subprocess.run([sys.executable, "-m", "assistant", "weather", "-", "--home", home],
+                            input=payload, capture_output=True, text=True, timeout=60)
+    assert stored.returncode == 0, stored.stderr
+    spoken = subprocess.run([sys.executable, "-m", "assistant", "run", "--text", "--home", home],
+                            input="今天天气怎么样\n", capture_output=True, text=True, timeout=60)
+    assert spoken.stdout.splitlines() == ["说：今天有雨，三到九度。", "说：出门记得带伞。"]
+    bad = subprocess.run([sys.executable, "-m", "assistant", "weather", "-", "--home", home],
+                         input="{bad", capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
