@@ -10,16 +10,25 @@ Modes, chosen once at start-up:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import queue
 import sys
+from collections.abc import Callable
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from assistant.config import Config
+from assistant.adherence import MissedMedication
 from assistant.chat import Chat
-from assistant.dialogue import Dialogue, local_now
+from assistant.dialogue import Dialogue, Reply, local_now
+from assistant.dose_coach import DoseCoach
+from assistant.events import Event
+from assistant.reminder_skill import ReminderSkill
+from assistant.reminders import DoseDue
+from assistant.scheduler import ReminderService
 from assistant.errors import YinlingError
 from assistant.loop import Assistant, EventLog, EventPrinter, run_text
 from assistant.skills import Skills
@@ -64,7 +73,38 @@ def build_assistant(cfg: Config, state_dir: Path, speaker: Speaker, *, out: Text
     handlers = [EventLog(state_dir / "events.jsonl")]
     if events and out is not None:
         handlers.append(EventPrinter(out))
-    return Assistant(recognizer, dialogue, speaker, handlers)
+    assistant = Assistant(recognizer, dialogue, speaker, handlers)
+    _add_reminders(cfg, state_dir, assistant, prompts, clock)
+    return assistant
+
+
+def _add_reminders(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts,
+                   clock: Callable[[], dt.datetime]) -> None:
+    """Start the reminder scheduler (the single owner for this home) and the dose conversation."""
+    fired: queue.Queue[DoseDue] = queue.Queue()  # scheduler threads hand doses to the assistant's thread
+    missed_outside: queue.Queue[MissedMedication] = queue.Queue()
+    service = ReminderService(state_dir, fired.put, on_missed=missed_outside.put,
+                              misfire_grace=cfg.reminders.misfire_grace)
+    service.start()
+    assistant.closers.append(service.shutdown)
+    elder = cfg.home.elder_name
+    coach = DoseCoach(service.adherence, lambda key, values: prompts.text(key, elder=elder, **values), clock,
+                      reprompt_every=cfg.reminders.reprompt_every, max_prompts=cfg.reminders.max_reprompts,
+                      schedule=service.due_on, say_time=prompts.speakable_time)
+    coach.restore()
+    ReminderSkill(service, coach, prompts, assistant.dialogue, now=clock)
+
+    def tick() -> Reply:
+        lines: list[str] = []
+        events: list[Event] = []
+        while not fired.empty():
+            lines += coach.due(fired.get_nowait())
+        while not missed_outside.empty():
+            events.append(missed_outside.get_nowait())
+        more, missed = coach.tick()
+        return Reply(tuple(lines + more), tuple(events + missed))
+
+    assistant.tickers.append(tick)
 
 
 def run(cfg: Config, state_dir: Path, options: RunOptions) -> int:
@@ -86,5 +126,8 @@ def run(cfg: Config, state_dir: Path, options: RunOptions) -> int:
 
 def _run_text(cfg: Config, state_dir: Path, options: RunOptions, out: TextIO) -> int:
     assistant = build_assistant(cfg, state_dir, TextSpeaker(out), out=out, events=options.events)
-    run_text(assistant, sys.stdin)
+    try:
+        run_text(assistant, sys.stdin)
+    finally:
+        assistant.close()
     return 0

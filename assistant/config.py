@@ -146,6 +146,18 @@ class DialogueConfig:
 
 
 @dataclass(frozen=True)
+class RemindersConfig:
+    """Medication and other reminders (``[reminders]``)."""
+
+    misfire_grace: int = field(metadata={"range": (1, 86400)})
+    """seconds a reminder missed while the speaker was off may still ring late; older ones count as missed"""
+    reprompt_every: float = field(metadata={"range": (10.0, 86400.0)})
+    """seconds between reminders of a dose not yet confirmed with 「吃过了」"""
+    max_reprompts: int = field(metadata={"range": (0, 20)})
+    """reminders after the first before the dose is recorded missed and the family is told"""
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Diagnostics (``[logging]``); logs go to stderr."""
 
@@ -176,6 +188,7 @@ class Config:
     speech: SpeechConfig
     intents: IntentsConfig
     dialogue: DialogueConfig
+    reminders: RemindersConfig
     logging: LoggingConfig
     devices: tuple[DeviceConfig, ...] = ()
     """sensors and actuators, in the order the home file lists them"""
@@ -183,7 +196,8 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "home": HomeConfig, "mqtt": MqttConfig, "platform": PlatformConfig, "web": WebConfig,
-    "speech": SpeechConfig, "intents": IntentsConfig, "dialogue": DialogueConfig, "logging": LoggingConfig,
+    "speech": SpeechConfig, "intents": IntentsConfig, "dialogue": DialogueConfig,
+    "reminders": RemindersConfig, "logging": LoggingConfig,
 }
 _STRINGS = tuple[str, ...]
 _TYPE_WORDS: dict[Any, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string",

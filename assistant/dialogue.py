@@ -42,13 +42,25 @@ class Reply:
 
 @dataclass(frozen=True)
 class Pending:
-    """An activity waiting for the elder: ``asking`` is the slot asked for, or CONFIRM."""
+    """An activity waiting for the elder: ``asking`` is the slot asked for, or CONFIRM.
+
+    ``on_yes``, when set, is what 「对」 does (a skill's own confirmation, e.g. creating a reminder).
+    """
 
     intent: str
     slots: dict[str, Any]
     asking: str
     utterance: str
     since: float
+    on_yes: Callable[[], Reply] | None = None
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A skill's multi-turn activity: the slots it needs, then its own confirmation."""
+
+    required: tuple[str, ...]
+    confirm: Callable[[dict[str, Any], str], Reply]
 
 
 @dataclass
@@ -73,10 +85,11 @@ class Dialogue:
         self.timeout = timeout
         self._clock = clock
         self._state = _State()
+        self._flows: dict[str, Flow] = {}
         self._handlers: dict[str, Callable[[IntentResult], Reply]] = {
             "call_help": self._call_help,
-            "order_meal": self._order,
-            "order_service": self._order,
+            "order_meal": self._activity,
+            "order_service": self._activity,
             "device_control": self._device,
             "im_ok": lambda r: self._say("im_ok_reply"),
             "repeat": self._repeat,
@@ -109,6 +122,18 @@ class Dialogue:
         reply = handler(result) if handler else self._say("not_yet")
         return self._remember(reply)
 
+    def register_flow(self, intent: str, required: tuple[str, ...],
+                      confirm: Callable[[dict[str, Any], str], Reply]) -> None:
+        """Let a skill run ``intent`` as an activity: ask for ``required`` slots one by one, then call
+        ``confirm(slots, utterance)``, which usually ends in :meth:`confirm`."""
+        self._flows[intent] = Flow(required, confirm)
+        self._handlers[intent] = self._activity
+
+    def confirm(self, intent: str, line: str, utterance: str, on_yes: Callable[[], Reply]) -> Reply:
+        """Say ``line`` (a yes/no question) and run ``on_yes`` when the answer is yes."""
+        self._state.pending = Pending(intent, {}, CONFIRM, utterance, self._clock(), on_yes)
+        return Reply((line,))
+
     def offer_call(self, line: str, utterance: str) -> Reply:
         """Say ``line`` (which offers to call the family) and wait for yes/no (used by the chat skill)."""
         self._state.pending = Pending("call_help", {"contact": self.family}, CONFIRM, utterance, self._clock())
@@ -139,7 +164,7 @@ class Dialogue:
             return self._ask(result.intent, {"contact": self.family}, CONFIRM, result.text, key="unwell_offer_call")
         return self._ask(result.intent, {}, "contact", result.text)
 
-    def _order(self, result: IntentResult) -> Reply:
+    def _activity(self, result: IntentResult) -> Reply:
         slots = {k: v for k, v in result.slots.items()}
         return self._next_step(result.intent, slots, result.text)
 
@@ -169,10 +194,14 @@ class Dialogue:
                     return name
         if intent == "order_service" and "service" not in slots:
             return "service"
-        return None
+        flow = self._flows.get(intent)
+        return next((name for name in flow.required if name not in slots), None) if flow else None
 
     def _next_step(self, intent: str, slots: dict[str, Any], utterance: str) -> Reply:
         missing = self._required(intent, slots)
+        if missing is None and intent in self._flows:
+            self._state.pending = None
+            return self._flows[intent].confirm(slots, utterance)
         return self._ask(intent, slots, missing or CONFIRM, utterance)
 
     def _ask(self, intent: str, slots: dict[str, Any], asking: str, utterance: str, *,
@@ -193,8 +222,8 @@ class Dialogue:
         if pending.asking == CONFIRM:
             if intent == "affirm":
                 self._state.pending = None
-                return self._complete(pending)
-            if intent == pending.intent:  # 「要两份」 while confirming one: update and confirm again
+                return pending.on_yes() if pending.on_yes is not None else self._complete(pending)
+            if intent == pending.intent and pending.on_yes is None:  # 「要两份」 while confirming one: update
                 return self._next_step(pending.intent, {**pending.slots, **result.slots}, pending.utterance)
             if intent in ("none", "deny") or result.confidence < _NEW_REQUEST_CONFIDENCE:
                 return self._say("confirm_yes_no")

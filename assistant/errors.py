@@ -35,3 +35,27 @@ class SpeechError(YinlingError):
 
 class ReminderError(InputError):
     """A reminder request is invalid (bad time, weekday, medicine, dates); nothing was stored."""
+
+
+class PlatformError(YinlingError):
+    """The community platform (or its store) refused or could not handle a request."""
+
+
+class ConflictError(PlatformError):
+    """A request clashes with what the platform holds (an id reused with another body, a finished order)."""
+
+
+class NotFoundError(PlatformError):
+    """The order, alert or home named in a request does not exist (or is not visible to the caller)."""
+
+
+class PlatformUnavailable(PlatformError):
+    """The platform could not be reached or answered with a server error; try again later."""
+
+
+class MqttError(YinlingError):
+    """The MQTT bridge cannot be set up (bad TLS files, bad broker settings)."""
+
+
+class EscalationError(YinlingError):
+    """The escalation engine was given something it cannot act on (unknown step, bad incident data)."""

@@ -84,6 +84,8 @@ class Assistant:
         self.dialogue = dialogue
         self.speaker = speaker
         self.handlers = list(handlers)
+        self.tickers: list[Callable[[], Reply]] = []  # background work that may speak (due doses …)
+        self.closers: list[Callable[[], None]] = []  # run once by close(), last added first
         self.state = State.IDLE
         self._lock = threading.Lock()  # text lines, ticks and audio events may come from several threads
 
@@ -111,9 +113,16 @@ class Assistant:
             self.speaker.say(self.dialogue.say(key))
 
     def tick(self) -> None:
-        """Check the dialogue's time-outs."""
+        """Check the dialogue's time-outs and let background work speak (a dose that is due …)."""
         with self._lock:
             self._act(self.dialogue.tick())
+            for ticker in self.tickers:
+                self._act(ticker())
+
+    def close(self) -> None:
+        """Stop background services (the reminder scheduler …)."""
+        while self.closers:
+            self.closers.pop()()
 
     def _act(self, reply: Reply) -> None:
         if reply.lines:
@@ -148,6 +157,7 @@ def run_text(assistant: Assistant, lines: Iterable[str], *, tick: float = TICK_S
         if line.strip():
             assistant.hear(line.strip())
         assistant.tick()
+    assistant.tick()
     assistant.speaker.wait(timeout=60)
 
 

@@ -114,10 +114,13 @@ def run_file(cfg: Config, state_dir: Path, options: RunOptions, out: TextIO, bui
     speaker = _speaker(cfg, sink, out)
     assistant = build(cfg, state_dir, speaker, out=out, events=options.events)
     started = time.perf_counter()
-    with WavFileSource(options.input_wav) as source:
-        drive(assistant, listener, source, speaker, barge_in=cfg.speech.barge_in)
-    speaker.close()
-    sink.close()
+    try:
+        with WavFileSource(options.input_wav) as source:
+            drive(assistant, listener, source, speaker, barge_in=cfg.speech.barge_in)
+    finally:
+        assistant.close()
+        speaker.close()
+        sink.close()
     logger.info("processed %s in %.2f s", options.input_wav, time.perf_counter() - started)
     return 0
 
@@ -148,6 +151,7 @@ def run_live(cfg: Config, state_dir: Path, options: RunOptions, out: TextIO, bui
     try:
         drive(assistant, listener, microphone, speaker, barge_in=cfg.speech.barge_in)
     finally:
+        assistant.close()
         speaker.close()
         microphone.close()
         sink.close()

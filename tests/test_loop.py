@@ -105,3 +105,24 @@ def test_jokes_do_not_repeat_twice_in_a_row(tmp_path: Path) -> None:
         spoken = spoken[len(joke):]
     assert len(told) == 4
     assert all(a != b for a, b in zip(told, told[1:]))
+
+
+def test_reminders_by_voice_set_list_ask_and_cancel(tmp_path: Path) -> None:
+    spoken, _ = run_text(tmp_path, ["每天晚上九点提醒我吃降压药", "对", "我定了哪些提醒", "吃过了",
+                                    "把晚上那个提醒取消了", "对", "我定了哪些提醒"])
+    assert spoken == [
+        "每天晚上九点吃降压药，我到时候提醒您，对吗？",
+        "好的，记下了：每天晚上九点吃降压药。",
+        "您一共有一个提醒。", "每天晚上九点吃降压药。",
+        "好的。现在没有该吃的药，我记着呢。",  # 「吃过了」 before any dose is due logs nothing
+        "把每天晚上九点吃降压药这个提醒取消，对吗？",
+        "好的，每天晚上九点吃降压药的提醒取消了。",
+        "您现在没有定提醒。",
+    ]
+
+
+def test_reminder_survives_a_restart_and_bad_times_are_refused(tmp_path: Path) -> None:
+    run_text(tmp_path, ["每天早上八点提醒我吃二甲双胍", "对"])
+    spoken, _ = run_text(tmp_path, ["我定了哪些提醒", "二十五点提醒我吃药"])
+    assert spoken[:2] == ["您一共有一个提醒。", "每天八点吃二甲双胍。"]
+    assert spoken[2] == "几点提醒您？"  # 二十五点 is not a time: the question is asked, nothing stored
