@@ -87,6 +87,7 @@ def _add_reminders(cfg: Config, state_dir: Path, assistant: Assistant, prompts: 
                               misfire_grace=cfg.reminders.misfire_grace)
     service.start()
     assistant.closers.append(service.shutdown)
+    assistant.reminders = service  # the family API (and tests) manage reminders through the single owner
     elder = cfg.home.elder_name
     coach = DoseCoach(service.adherence, lambda key, values: prompts.text(key, elder=elder, **values), clock,
                       reprompt_every=cfg.reminders.reprompt_every, max_prompts=cfg.reminders.max_reprompts,

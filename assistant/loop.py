@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from assistant.dialogue import Dialogue, Reply
 from assistant.events import Event
@@ -86,6 +86,7 @@ class Assistant:
         self.handlers = list(handlers)
         self.tickers: list[Callable[[], Reply]] = []  # background work that may speak (due doses …)
         self.closers: list[Callable[[], None]] = []  # run once by close(), last added first
+        self.reminders: Any = None  # the home's ReminderService, once started (see assistant.app)
         self.state = State.IDLE
         self._lock = threading.Lock()  # text lines, ticks and audio events may come from several threads
 
