@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from assistant.config import Config
 from assistant.errors import YinlingError
@@ -36,30 +36,30 @@ class Finding:
         return f"{self.mark} {self.part}: {self.detail}"
 
 
+def _check_device(open_device: Callable[[str | None], Any], device: str, part: str, fix: str, works: str) -> Finding:
+    """Open and close one audio device; the finding says what to fix when it does not open."""
+    try:
+        opened = open_device(device or None)
+    except YinlingError as exc:
+        return Finding(BROKEN, part, f"{exc} → {fix}")
+    opened.close()
+    return Finding(OK, part, works)
+
+
 def check_microphone(cfg: Config, state_dir: Path) -> Finding:
     """A microphone that opens at 16 kHz."""
     from voices.audio import open_microphone
 
-    part = "麦克风 microphone"
-    try:
-        source = open_microphone(cfg.speech.input_device or None)
-    except YinlingError as exc:
-        return Finding(BROKEN, part, f"{exc} → 插上USB麦克风，或在 [speech] input_device 里写对设备名")
-    source.close()
-    return Finding(OK, part, "可以录音 / can record")
+    return _check_device(open_microphone, cfg.speech.input_device, "麦克风 microphone",
+                         "插上USB麦克风，或在 [speech] input_device 里写对设备名", "可以录音 / can record")
 
 
 def check_speaker(cfg: Config, state_dir: Path) -> Finding:
     """A loudspeaker that opens."""
     from voices.audio import open_speaker
 
-    part = "扬声器 loudspeaker"
-    try:
-        sink = open_speaker(cfg.speech.output_device or None)
-    except YinlingError as exc:
-        return Finding(BROKEN, part, f"{exc} → 接好音箱，或在 [speech] output_device 里写对设备名")
-    sink.close()
-    return Finding(OK, part, "可以放音 / can play")
+    return _check_device(open_speaker, cfg.speech.output_device, "扬声器 loudspeaker",
+                         "接好音箱，或在 [speech] output_device 里写对设备名", "可以放音 / can play")
 
 
 def check_model(cfg: Config, state_dir: Path) -> Finding:
