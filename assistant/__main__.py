@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     model_commands.add_commands(commands, parents=[common])
+    _add_platform_commands(commands, common)
 
     weather = commands.add_parser("weather", parents=[common], help="store a weather forecast for the assistant",
                                   description="Store a forecast (JSON, see assistant/weather.py) that the assistant "
@@ -162,6 +163,13 @@ def _cmd_run(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
     _utf8_stdout()
     options = app.RunOptions(text=args.text, input_wav=args.input, output_wav=args.output, events=args.events)
     return app.run(cfg, state_dir, options)
+
+
+def _add_platform_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``yinling platform serve|add-home|add-staff`` (the reference community platform)."""
+    from assistant import platform_server
+
+    platform_server.add_commands(commands, parents=[common])
 
 
 def _cmd_weather(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:

@@ -25,7 +25,9 @@ from assistant.adherence import MissedMedication
 from assistant.chat import Chat
 from assistant.dialogue import Dialogue, Reply, local_now
 from assistant.dose_coach import DoseCoach
-from assistant.events import Event
+from assistant.events import Event, HelpRequested, OrderRequested
+from assistant.outbox import OrderStatusChanged, Outbox
+from assistant.platform_client import PlatformClient
 from assistant.reminder_skill import ReminderSkill
 from assistant.reminders import DoseDue
 from assistant.scheduler import ReminderService
@@ -33,7 +35,7 @@ from assistant.errors import YinlingError
 from assistant.loop import Assistant, EventLog, EventPrinter, run_text
 from assistant.skills import Skills
 from assistant.weather import WeatherCache, WeatherSkill
-from intents.recognize import Recognizer
+from intents.recognize import IntentResult, Recognizer
 from voices.prompts import Prompts
 from voices.speaker import Speaker, TextSpeaker
 
@@ -75,7 +77,95 @@ def build_assistant(cfg: Config, state_dir: Path, speaker: Speaker, *, out: Text
         handlers.append(EventPrinter(out))
     assistant = Assistant(recognizer, dialogue, speaker, handlers)
     _add_reminders(cfg, state_dir, assistant, prompts, clock)
+    _add_outbox(cfg, state_dir, assistant, prompts)
+    _add_escalation(cfg, state_dir, assistant, prompts, clock)
     return assistant
+
+
+def _add_escalation(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts,
+                    clock: Callable[[], dt.datetime]) -> None:
+    """Home sensors over MQTT (when a broker is configured) and the escalation ladder."""
+    from assistant.escalation import EscalationConfig, EscalationEngine
+    from assistant.incidents import IncidentStore
+
+    spoken: queue.Queue[str] = queue.Queue()  # sensor triggers arrive on paho's thread
+    bridge = None
+    if cfg.mqtt.host:
+        from devices.bridge import BrokerSettings, MqttBridge
+        from devices.outbox import MqttOutbox
+        from devices.sensors import DeviceRegistry, SensorAdapter
+
+        bridge = MqttBridge(cfg.home.id, BrokerSettings.from_config(cfg.mqtt),
+                            SensorAdapter(cfg.home.id, DeviceRegistry(cfg.devices)),
+                            MqttOutbox(state_dir / "mqtt_outbox.db"))
+    engine = EscalationEngine(EscalationConfig(), IncidentStore(state_dir / "incidents.db"), prompts,
+                              home_id=cfg.home.id, elder=cfg.home.elder_name, family_contact=cfg.home.family_contact,
+                              now=clock, say=lambda lines: [spoken.put(line) for line in lines], link=bridge,
+                              platform=assistant.outbox.put if assistant.outbox is not None else None,
+                              devices=cfg.devices)
+
+    def tick() -> Reply:
+        engine.tick()
+        lines = []
+        while not spoken.empty():
+            lines.append(spoken.get_nowait())
+        return Reply(tuple(lines))
+
+    def heard(result: IntentResult) -> None:
+        engine.on_voice()
+        if result.intent == "im_ok":
+            engine.im_ok()
+        if bridge is not None:
+            bridge.publish_intent(result)
+
+    assistant.handlers.append(engine.on_event)
+    assistant.tickers.append(tick)
+    assistant.listeners.append(heard)
+    assistant.escalation = engine
+    if bridge is not None:
+        bridge.on_sensor, bridge.on_ack = engine.on_sensor, engine.ack
+        assistant.handlers.append(bridge.handle)
+        bridge.start()
+        assistant.closers.append(bridge.stop)
+        assistant.bridge = bridge
+
+
+def _add_outbox(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts) -> None:
+    """Orders and help requests go to the community platform through the durable outbox; status
+    changes the platform reports are spoken when the assistant is idle."""
+    client = PlatformClient(cfg.platform.url, cfg.platform.token) if cfg.platform.url else None
+    changes: queue.Queue[OrderStatusChanged] = queue.Queue()
+    outbox = Outbox.in_dir(state_dir, cfg.home.id, client, on_status=changes.put,
+                           poll_interval=cfg.platform.poll_interval)
+
+    def hand_over(event: Event) -> None:
+        if isinstance(event, OrderRequested | HelpRequested):
+            outbox.put(event)
+
+    def tell() -> Reply:
+        if assistant.dialogue.pending is not None or changes.empty():
+            return Reply()  # never interrupt a question with news
+        change = changes.get_nowait()
+        values = {"service": prompts.name("order_service", change.service),
+                  "eta": _spoken_eta(prompts, change.eta)}
+        return Reply((prompts.text(f"order_{change.status}", **values),), (change,))
+
+    def close() -> None:
+        outbox.drain(timeout=cfg.platform.drain_timeout)
+        outbox.close()
+
+    assistant.handlers.append(hand_over)
+    assistant.tickers.append(tell)
+    assistant.closers.append(close)
+    assistant.outbox = outbox
+    outbox.start()
+
+
+def _spoken_eta(prompts: Prompts, eta: str | None) -> str:
+    if not eta:
+        return ""
+    hour, minute = (int(part) for part in eta.split(":"))
+    return prompts.text("order_eta", time=prompts.speakable_time(hour, minute))
 
 
 def _add_reminders(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts,

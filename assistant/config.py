@@ -80,6 +80,10 @@ class PlatformConfig:
     """base URL of the platform API, e.g. http://127.0.0.1:8321; "" = offline"""
     token: str
     """bearer token issued by the platform for this home"""
+    poll_interval: float = field(metadata={"range": (0.1, 3600.0)})
+    """seconds between reading back the status of our orders (accepted, dispatched …)"""
+    drain_timeout: float = field(metadata={"range": (0.0, 600.0)})
+    """seconds text mode waits at the end of input for orders and alerts to reach the platform"""
 
 
 @dataclass(frozen=True)

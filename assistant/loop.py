@@ -87,6 +87,10 @@ class Assistant:
         self.tickers: list[Callable[[], Reply]] = []  # background work that may speak (due doses …)
         self.closers: list[Callable[[], None]] = []  # run once by close(), last added first
         self.reminders: Any = None  # the home's ReminderService, once started (see assistant.app)
+        self.outbox: Any = None  # the home's Outbox towards the community platform
+        self.escalation: Any = None  # the home's EscalationEngine
+        self.bridge: Any = None  # the home's MqttBridge, when a broker is configured
+        self.listeners: list[Callable[[IntentResult], None]] = []  # told of every understood utterance
         self.state = State.IDLE
         self._lock = threading.Lock()  # text lines, ticks and audio events may come from several threads
 
@@ -96,6 +100,8 @@ class Assistant:
             self.state = State.UNDERSTANDING
             result = self.recognizer.parse(text)
             logger.info("understood intent %s (%.2f)", result.intent, result.confidence)
+            for listener in self.listeners:
+                listener(result)
             self._act(self.dialogue.handle(result))
             return result
 

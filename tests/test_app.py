@@ -3,6 +3,7 @@
 import datetime as dt
 import io
 import json
+import time
 from pathlib import Path
 
 from assistant import app, config
@@ -31,3 +32,69 @@ def test_a_due_dose_is_spoken_then_confirmed_once(tmp_path: Path) -> None:
     assert lines[2].startswith("说：降压药您") and lines[2].endswith("已经吃过了，不用再吃了。")
     assert not (tmp_path / "events.jsonl").exists() or all(
         json.loads(line)["kind"] != "missed_medication" for line in (tmp_path / "events.jsonl").open())
+
+
+def test_spoken_order_reaches_the_platform_once_and_its_status_is_spoken(tmp_path: Path) -> None:
+    """「帮我订午饭」 in text mode → the real reference platform holds the order; staff accept → spoken."""
+    from assistant.platform_server import BackgroundServer, create_app
+    from assistant.platform_store import PlatformStore
+
+    store = PlatformStore.in_dir(tmp_path / "platform")
+    token = store.add_home("home-001")
+    with BackgroundServer(create_app(store)) as server:
+        out = io.StringIO()
+        cfg = config.load(env={}, overrides={"platform": {"url": server.url, "token": token, "poll_interval": 0.2}})
+        assistant = app.build_assistant(cfg, tmp_path / "home", TextSpeaker(out))
+        try:
+            for line in ["帮我订午饭", "两份", "对"]:
+                assistant.hear(line)
+            assert assistant.outbox.drain(timeout=10)
+            (order,) = store.list_orders(home_id="home-001")
+            assert order.service == "meal" and order.details == {"meal": "lunch", "quantity": 2}
+            store.set_status(order.id, "accepted", eta="12:00")
+            deadline = time.monotonic() + 10
+            while "接了" not in out.getvalue() and time.monotonic() < deadline:
+                assistant.tick()  # the loop ticks like this; the worker polls every 0.2 s
+                time.sleep(0.05)
+        finally:
+            assistant.close()
+    lines = out.getvalue().splitlines()
+    assert lines[-2] == "说：好的，午饭订好了，送到了我告诉您。"
+    assert lines[-1] == "说：社区已经接了您的饭订单，大约十二点到。"
+
+
+def test_sos_button_alerts_the_family_and_reassures_through_the_running_assistant(tmp_path: Path) -> None:
+    from tests.mqtt_broker import Broker, Recorder
+
+    with Broker(tmp_path / "broker").start() as broker:
+        recorder = Recorder(broker, ("yinling/home-001/alert",))
+        out = io.StringIO()
+        cfg = config.load(_home_file(tmp_path, broker.port), env={})
+        assistant = app.build_assistant(cfg, tmp_path / "home", TextSpeaker(out))
+        try:
+            assert assistant.bridge.wait_connected(5)
+            pressed = time.monotonic()
+            recorder.publish("zigbee2mqtt/sos_button", {"action": "emergency"})
+            (alert,) = recorder.wait_for("yinling/home-001/alert", timeout=5)
+            assert time.monotonic() - pressed < 1.0
+            assert alert.json()["kind"] == "sos"
+            deadline = time.monotonic() + 5
+            while "别着急" not in out.getvalue() and time.monotonic() < deadline:
+                assistant.tick()
+                time.sleep(0.02)
+            assert "说：别着急，已经通知您儿子和社区了。" in out.getvalue().splitlines()
+            recorder.publish("yinling/home-001/alert/ack", {"id": alert.json()["id"], "by": "儿子"})
+            deadline = time.monotonic() + 5
+            while assistant.escalation.open_incidents() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert not assistant.escalation.open_incidents()
+        finally:
+            assistant.close()
+            recorder.close()
+
+
+def _home_file(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "home.toml"
+    path.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n\n'
+                    '[[devices]]\nname = "sos_button"\nrole = "sos"\nroom = "bedroom"\n', encoding="utf-8")
+    return path
