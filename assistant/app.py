@@ -85,7 +85,7 @@ def build_assistant(cfg: Config, state_dir: Path, speaker: Speaker, *, out: Text
 def _add_escalation(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts,
                     clock: Callable[[], dt.datetime]) -> None:
     """Home sensors over MQTT (when a broker is configured) and the escalation ladder."""
-    from assistant.escalation import EscalationConfig, EscalationEngine
+    from assistant.escalation import EscalationEngine
     from assistant.incidents import IncidentStore
 
     spoken: queue.Queue[str] = queue.Queue()  # sensor triggers arrive on paho's thread
@@ -98,7 +98,7 @@ def _add_escalation(cfg: Config, state_dir: Path, assistant: Assistant, prompts:
         bridge = MqttBridge(cfg.home.id, BrokerSettings.from_config(cfg.mqtt),
                             SensorAdapter(cfg.home.id, DeviceRegistry(cfg.devices)),
                             MqttOutbox(state_dir / "mqtt_outbox.db"))
-    engine = EscalationEngine(EscalationConfig(), IncidentStore(state_dir / "incidents.db"), prompts,
+    engine = EscalationEngine(cfg.escalation, IncidentStore(state_dir / "incidents.db"), prompts,
                               home_id=cfg.home.id, elder=cfg.home.elder_name, family_contact=cfg.home.family_contact,
                               now=clock, say=lambda lines: [spoken.put(line) for line in lines], link=bridge,
                               platform=assistant.outbox.put if assistant.outbox is not None else None,

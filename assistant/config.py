@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError
+from assistant.incidents import EscalationConfig  # the ladder's timeouts and silence rules ([escalation])
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ class Config:
     intents: IntentsConfig
     dialogue: DialogueConfig
     reminders: RemindersConfig
+    escalation: EscalationConfig
     logging: LoggingConfig
     devices: tuple[DeviceConfig, ...] = ()
     """sensors and actuators, in the order the home file lists them"""
@@ -201,7 +203,7 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "home": HomeConfig, "mqtt": MqttConfig, "platform": PlatformConfig, "web": WebConfig,
     "speech": SpeechConfig, "intents": IntentsConfig, "dialogue": DialogueConfig,
-    "reminders": RemindersConfig, "logging": LoggingConfig,
+    "reminders": RemindersConfig, "escalation": EscalationConfig, "logging": LoggingConfig,
 }
 _STRINGS = tuple[str, ...]
 _TYPE_WORDS: dict[Any, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string",

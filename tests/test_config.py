@@ -246,3 +246,18 @@ def test_decoys_default_to_empty_and_take_a_list_from_file_or_environment(tmp_pa
     with pytest.raises(ConfigError) as caught:
         load(write(tmp_path, '[speech]\ndecoys = "가나다"\n', "bad.toml"), env={})
     assert_one_sentence(caught.value, "speech.decoys", "a list of non-empty strings")
+
+
+def test_escalation_section_is_part_of_the_configuration(tmp_path) -> None:
+    from assistant import config as config_module
+    from assistant.errors import ConfigError
+
+    path = tmp_path / "home.toml"
+    path.write_text('[escalation]\nmorning_deadline = "09:00"\ninactivity_hours = 6\n', encoding="utf-8")
+    cfg = config_module.load(path, env={})
+    assert (cfg.escalation.morning_deadline, cfg.escalation.inactivity_hours) == ("09:00", 6.0)
+    path.write_text('[escalation]\nmorning_deadline = "25:00"\n', encoding="utf-8")
+    import pytest
+
+    with pytest.raises(ConfigError, match="escalation.morning_deadline"):
+        config_module.load(path, env={})
