@@ -154,6 +154,18 @@ def _add_outbox(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Pro
         outbox.drain(timeout=cfg.platform.drain_timeout)
         outbox.close()
 
+    def status(result: IntentResult) -> Reply:
+        """「我的饭订上了吗」: the latest meal order as the outbox and the platform know it."""
+        entry = outbox.summary("meal")
+        service = prompts.name("order_service", "meal")
+        if entry is None:
+            return Reply((prompts.text("order_status_none", service=service),))
+        if entry.state != "delivered":
+            return Reply((prompts.text(f"order_status_{entry.state}", service=service),))
+        key = f"order_{entry.platform_status or 'received'}"
+        return Reply((prompts.text(key, service=service, eta=_spoken_eta(prompts, entry.eta)),))
+
+    assistant.dialogue.skills.register("order_status", status)
     assistant.handlers.append(hand_over)
     assistant.tickers.append(tell)
     assistant.closers.append(close)

@@ -113,6 +113,8 @@ class Dialogue:
         if result.intent == "call_help" and result.slots.get("urgency") == "emergency":
             self._state.pending = None
             return self._remember(self._emergency(result))
+        if result.slots.get("_ask") == "status" and self.skills.handler("order_status"):
+            return self._remember(self.skills.handler("order_status")(result))  # 「我的饭订上了吗」
         pending = self._state.pending
         if pending is not None:
             reply = self._continue(pending, result)

@@ -126,3 +126,10 @@ def test_reminder_survives_a_restart_and_bad_times_are_refused(tmp_path: Path) -
     spoken, _ = run_text(tmp_path, ["我定了哪些提醒", "二十五点提醒我吃药"])
     assert spoken[:2] == ["您一共有一个提醒。", "每天八点吃二甲双胍。"]
     assert spoken[2] == "几点提醒您？"  # 二十五点 is not a time: the question is asked, nothing stored
+
+
+def test_is_my_meal_ordered(tmp_path: Path) -> None:
+    spoken, events = run_text(tmp_path, ["我的饭订上了吗", "帮我订午饭", "一份", "对", "我的饭订上了吗"])
+    assert spoken[0].startswith("您还没有订过饭")
+    assert spoken[-1] == "饭的订单已经记下了，还没送到社区，网络好了我马上送过去。"  # no platform configured
+    assert [e["kind"] for e in events] == ["order"]
