@@ -71,6 +71,14 @@ class MqttConfig:
     """host name or IP address of the broker; "" = run without a broker"""
     port: int = field(metadata=_PORT)
     """TCP port of the broker (1..65535)"""
+    tls: bool
+    """encrypt the connection with TLS"""
+    ca_certs: str
+    """CA bundle file for TLS; "" = the system's certificates"""
+    username: str
+    """user name; "" = anonymous"""
+    password: str
+    """password of ``username``"""
 
 
 @dataclass(frozen=True)

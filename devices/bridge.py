@@ -84,8 +84,10 @@ class BrokerSettings:
 
     @classmethod
     def from_config(cls, cfg: MqttConfig, **options: Any) -> BrokerSettings:
-        """Settings for the ``[mqtt]`` section plus optional TLS, user and timing ``options``."""
-        return cls(host=cfg.host, port=cfg.port, **options)
+        """Settings for the ``[mqtt]`` section (host, port, TLS, user) plus timing ``options``."""
+        found = {"tls": cfg.tls, "ca_certs": cfg.ca_certs or None, "username": cfg.username or None,
+                 "password": cfg.password or None}
+        return cls(host=cfg.host, port=cfg.port, **{**found, **options})
 
 
 class Alert(Protocol):

@@ -264,8 +264,12 @@ def test_device_commands(broker: Broker, tmp_path: Path) -> None:
 
 
 def test_settings_come_from_the_mqtt_section() -> None:
-    settings = BrokerSettings.from_config(MqttConfig("broker.local", 8883), tls=True, username="u", password="p")
+    settings = BrokerSettings.from_config(MqttConfig("broker.local", 8883, tls=True, ca_certs="", username="u",
+                                                     password="p"))
     assert (settings.host, settings.port, settings.tls, settings.username) == ("broker.local", 8883, True, "u")
+    assert (settings.ca_certs, settings.password) == (None, "p")
+    anonymous = BrokerSettings.from_config(MqttConfig("h", 1883, tls=False, ca_certs="", username="", password=""))
+    assert (anonymous.tls, anonymous.username, anonymous.password) == (False, None, None)
 
 
 def test_tls_with_a_missing_ca_file_is_a_clear_error(tmp_path: Path) -> None:
