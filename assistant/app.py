@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import queue
 import sys
+import threading
 from collections.abc import Callable
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import TextIO
 
 from assistant.config import Config
 from assistant.adherence import MissedMedication
+from assistant.catalogue import CatalogueCache, catalogue_skill, check_hours
 from assistant.chat import Chat
 from assistant.dialogue import Dialogue, Reply, local_now
 from assistant.dose_coach import DoseCoach
@@ -165,12 +167,35 @@ def _add_outbox(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Pro
         key = f"order_{entry.platform_status or 'received'}"
         return Reply((prompts.text(key, service=service, eta=_spoken_eta(prompts, entry.eta)),))
 
-    assistant.dialogue.skills.register("order_status", status)
+    assistant.dialogue.skills.register("ask:status", status)
+    _add_catalogue(cfg, state_dir, assistant, prompts, client)
     assistant.handlers.append(hand_over)
     assistant.tickers.append(tell)
     assistant.closers.append(close)
     assistant.outbox = outbox
     outbox.start()
+
+
+def _add_catalogue(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts,
+                   client: PlatformClient | None) -> None:
+    """The community's services, hours and menu: answers 「今天食堂有什么」 and explains orders
+    outside service hours instead of queueing them."""
+    cache = CatalogueCache.in_dir(state_dir)
+    assistant.dialogue.skills.register("ask:menu", catalogue_skill(cache, prompts, local_now))
+    assistant.dialogue.register_gate("order_meal", lambda slots: check_hours(cache, prompts, "meal", local_now()))
+    assistant.dialogue.register_gate(
+        "order_service", lambda slots: check_hours(cache, prompts, str(slots.get("service", "")), local_now()))
+    if client is None:
+        return
+    stop = threading.Event()
+
+    def refresh() -> None:  # off the speech loop: the request may take the client's timeouts
+        while not stop.is_set():
+            cache.refresh(client)
+            stop.wait(cfg.platform.poll_interval)
+
+    threading.Thread(target=refresh, name="catalogue", daemon=True).start()
+    assistant.closers.append(stop.set)
 
 
 def _spoken_eta(prompts: Prompts, eta: str | None) -> str:

@@ -86,6 +86,7 @@ class Dialogue:
         self._clock = clock
         self._state = _State()
         self._flows: dict[str, Flow] = {}
+        self._gates: dict[str, Callable[[dict[str, Any]], str | None]] = {}
         self._handlers: dict[str, Callable[[IntentResult], Reply]] = {
             "call_help": self._call_help,
             "order_meal": self._activity,
@@ -113,8 +114,9 @@ class Dialogue:
         if result.intent == "call_help" and result.slots.get("urgency") == "emergency":
             self._state.pending = None
             return self._remember(self._emergency(result))
-        if result.slots.get("_ask") == "status" and self.skills.handler("order_status"):
-            return self._remember(self.skills.handler("order_status")(result))  # 「我的饭订上了吗」
+        asked = self.skills.handler(f"ask:{result.slots.get('_ask')}")
+        if asked is not None:  # 「我的饭订上了吗」, 「今天食堂有什么」: questions about orders, not orders
+            return self._remember(asked(result))
         pending = self._state.pending
         if pending is not None:
             reply = self._continue(pending, result)
@@ -130,6 +132,10 @@ class Dialogue:
         ``confirm(slots, utterance)``, which usually ends in :meth:`confirm`."""
         self._flows[intent] = Flow(required, confirm)
         self._handlers[intent] = self._activity
+
+    def register_gate(self, intent: str, gate: Callable[[dict[str, Any]], str | None]) -> None:
+        """Before ``intent`` is confirmed, ``gate(slots)`` may refuse it with a sentence (「食堂现在不送餐…」)."""
+        self._gates[intent] = gate
 
     def confirm(self, intent: str, line: str, utterance: str, on_yes: Callable[[], Reply]) -> Reply:
         """Say ``line`` (a yes/no question) and run ``on_yes`` when the answer is yes."""
@@ -201,6 +207,11 @@ class Dialogue:
 
     def _next_step(self, intent: str, slots: dict[str, Any], utterance: str) -> Reply:
         missing = self._required(intent, slots)
+        if missing is None and intent in self._gates:
+            refusal = self._gates[intent](slots)
+            if refusal is not None:
+                self._state.pending = None
+                return Reply((refusal,))
         if missing is None and intent in self._flows:
             self._state.pending = None
             return self._flows[intent].confirm(slots, utterance)

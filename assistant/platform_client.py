@@ -2,7 +2,8 @@
 
 :meth:`PlatformClient.post` never raises for network trouble: it sorts every answer into delivered,
 retry later or failed for good, which is what the outbox needs to decide. Reads
-(:meth:`PlatformClient.list_orders`) raise :class:`~assistant.errors.PlatformUnavailable` instead.
+(:meth:`PlatformClient.list_orders`, :meth:`PlatformClient.catalogue`) raise
+:class:`~assistant.errors.PlatformUnavailable` instead.
 """
 
 from __future__ import annotations
@@ -98,6 +99,28 @@ class PlatformClient:
         if not isinstance(orders, list):
             raise PlatformError("the platform's order list is not a JSON array.")
         return [order for order in orders if isinstance(order, dict)]
+
+    def catalogue(self) -> dict[str, Any] | None:
+        """``GET /api/v1/catalogue``: the community's service catalogue, None when none is published yet."""
+        try:
+            response = self._session.get(self.url + "/api/v1/catalogue", headers=self._headers,
+                                         timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise PlatformUnavailable(f"the platform at {self.url} cannot be reached ({_reason(exc)}).") from None
+        if response.status_code >= 500 or response.status_code in RETRIED_4XX:
+            raise PlatformUnavailable(f"the platform answered {response.status_code}: {_error_text(response)}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise PlatformError(f"the platform refused the catalogue ({response.status_code}: "
+                                f"{_error_text(response)}).")
+        try:
+            body = response.json()
+        except ValueError:
+            raise PlatformError("the platform's catalogue is not JSON.") from None
+        if not isinstance(body, dict):
+            raise PlatformError("the platform's catalogue is not a JSON object.")
+        return body
 
 
 def _reason(exc: Exception) -> str:

@@ -16,7 +16,8 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
+                      field_validator)
 
 SERVICES: tuple[str, ...] = ("meal", *yaml.safe_load(
     resources.files("intents").joinpath("data/slots/service.yaml").read_text(encoding="utf-8"))["values"])
@@ -191,6 +192,50 @@ class HomeList(BaseModel):
     homes: list[str]
 
 
+_HOURS = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+Hours = Annotated[str, Field(pattern=_HOURS, examples=["10:30-13:00"],
+                             description="HH:MM-HH:MM local time; an end not after the start runs past "
+                                         "midnight (22:00-06:00), the same start and end mean round the clock")]
+Weekday = Annotated[int, Field(ge=1, le=7, description="ISO weekday, 1 = Monday … 7 = Sunday")]
+Dish = Annotated[Text, Field(min_length=1, max_length=32)]
+
+
+class CatalogueService(BaseModel):
+    """One service the community offers: its price and the hours in which it takes orders."""
+
+    model_config = ConfigDict(extra="forbid")
+    service: Service
+    name: Text = Field(min_length=1, max_length=32, examples=["午饭"], description="what staff call it")
+    price: float = Field(ge=0, le=100_000, allow_inf_nan=False, description="price (yuan)")
+    hours: list[Hours] = Field(min_length=1, max_length=8, description="when orders are taken")
+    days: list[Weekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7,
+                                description="the weekdays on which the hours start")
+
+
+class Menu(BaseModel):
+    """The canteen's dishes of one day."""
+
+    model_config = ConfigDict(extra="forbid")
+    date: dt.date = Field(description="YYYY-MM-DD")
+    dishes: list[Dish] = Field(min_length=1, max_length=30, examples=[["红烧肉", "青菜豆腐"]])
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("must be a date YYYY-MM-DD")
+        return value
+
+
+class CatalogueIn(BaseModel):
+    """``PUT /api/v1/catalogue`` (staff) and its ``GET``: services, prices, hours and the canteen menu."""
+
+    model_config = ConfigDict(extra="forbid")
+    services: list[CatalogueService] = Field(max_length=64)
+    menu: Menu | None = Field(None, description="today's canteen menu, if published")
+
+
 class Problem(BaseModel):
     """Every refused request: one sentence, plus the fields at fault for a bad body."""
 
@@ -201,5 +246,5 @@ class Problem(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text} for code, text in (
         (400, "body is not JSON"), (401, "missing or unknown bearer token"), (403, "not allowed for this token"),
-        (404, "no such order, alert or home"), (409, "id reused with another body, or a forbidden status change"),
+        (404, "no such order, alert, home or catalogue"), (409, "id reused with another body, or a forbidden status change"),
         (413, "body too large"), (422, "invalid request"))}

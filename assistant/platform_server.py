@@ -31,7 +31,7 @@ from starlette.types import ASGIApp
 
 from assistant.config import Config
 from assistant.errors import ConflictError, NotFoundError, PlatformError, UsageError
-from assistant.platform_models import (ERRORS, HOME_ID_PATTERN, MAX_BODY, AckIn, AlertIn, AlertList, AlertOut, HomeList,
+from assistant.platform_models import (ERRORS, HOME_ID_PATTERN, MAX_BODY, AckIn, AlertIn, CatalogueIn, AlertList, AlertOut, HomeList,
                                        OrderIn, OrderList, OrderOut, Service, Status, StatusIn)
 from assistant.platform_store import PlatformStore, Principal
 
@@ -179,6 +179,20 @@ def create_app(store: PlatformStore) -> FastAPI:
         """Registered homes (staff)."""
         staff(principal)
         return {"homes": store.homes()}
+
+    @app.put("/api/v1/catalogue", response_model=CatalogueIn, tags=["staff"], responses=ERRORS)
+    def put_catalogue(catalogue: CatalogueIn, principal: Who) -> dict[str, Any]:
+        """Publish the service catalogue (services, prices, hours, today's menu); replaces the last one."""
+        staff(principal)
+        body = catalogue.model_dump(mode="json")
+        store.set_catalogue(body)
+        logger.info("service catalogue published: %d services", len(catalogue.services))
+        return body
+
+    @app.get("/api/v1/catalogue", response_model=CatalogueIn, tags=["catalogue"], responses=ERRORS)
+    def get_catalogue(principal: Who) -> dict[str, Any]:
+        """The service catalogue as staff last published it (404 before the first)."""
+        return store.catalogue()
 
     @app.get("/healthz", tags=["meta"])
     def health() -> dict[str, str]:

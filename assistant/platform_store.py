@@ -71,6 +71,12 @@ _alerts = sa.Table(
     sa.Column("received_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
+_catalogue = sa.Table(
+    "catalogue", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1: one catalogue per platform
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -321,6 +327,24 @@ class PlatformStore:
                            .values(status="acknowledged", acked_by=by, updated_at=_now()))
             row = db.execute(sa.select(_alerts).where(_alerts.c.id == alert_id)).one()
         return _alert(row)
+
+    # ---- service catalogue -----------------------------------------------------------------
+
+    def set_catalogue(self, body: dict[str, Any]) -> None:
+        """Replace the published service catalogue (last write wins)."""
+        values = {"body": canonical(body), "updated_at": _now()}
+        with self._lock, self._engine.begin() as db:
+            if db.execute(_catalogue.update().where(_catalogue.c.id == 1).values(**values)).rowcount == 0:
+                db.execute(_catalogue.insert().values(id=1, **values))
+
+    def catalogue(self) -> dict[str, Any]:
+        """The published service catalogue; NotFoundError before staff published one."""
+        with self._engine.connect() as db:
+            row = db.execute(sa.select(_catalogue.c.body).where(_catalogue.c.id == 1)).first()
+        if row is None:
+            raise NotFoundError("no service catalogue has been published yet; staff publish one with "
+                                "PUT /api/v1/catalogue.")
+        return json.loads(row.body)
 
     def counts(self) -> dict[str, int]:
         """Numbers of homes, orders and alerts (for logs and benchmarks)."""

@@ -98,3 +98,44 @@ def _home_file(tmp_path: Path, port: int) -> Path:
     path.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n\n'
                     '[[devices]]\nname = "sos_button"\nrole = "sos"\nroom = "bedroom"\n', encoding="utf-8")
     return path
+
+
+def test_catalogue_from_the_platform_answers_the_menu_and_explains_closed_hours(tmp_path: Path) -> None:
+    import requests
+
+    from assistant.platform_server import BackgroundServer, create_app
+    from assistant.platform_store import PlatformStore
+
+    store = PlatformStore.in_dir(tmp_path / "platform")
+    token, staff = store.add_home("home-001"), store.add_staff()
+    today = dt.date.today()
+    closed = [w for w in ("00:00-00:01", "12:00-12:01") if not _inside(w)][0]  # a window we are not in now
+    catalogue = {"services": [{"service": "meal", "name": "午饭", "price": 12, "hours": [closed]}],
+                 "menu": {"date": today.isoformat(), "dishes": ["红烧肉", "青菜豆腐"]}}
+    with BackgroundServer(create_app(store)) as server:
+        answer = requests.put(f"{server.url}/api/v1/catalogue", json=catalogue,
+                              headers={"Authorization": f"Bearer {staff}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        out = io.StringIO()
+        cfg = config.load(env={}, overrides={"platform": {"url": server.url, "token": token, "poll_interval": 0.2}})
+        home = tmp_path / "home"
+        assistant = app.build_assistant(cfg, home, TextSpeaker(out))
+        try:
+            deadline = time.monotonic() + 10
+            while not (home / "catalogue.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assistant.hear("今天食堂有什么")
+            for line in ("帮我订一份午饭",):
+                assistant.hear(line)
+        finally:
+            assistant.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "说：今天食堂有红烧肉和青菜豆腐。"
+    assert lines[1].startswith("说：食堂现在不送餐，") and lines[1].endswith("可以订。")
+    assert assistant.dialogue.pending is None and not store.list_orders(home_id="home-001")
+
+
+def _inside(window: str) -> bool:
+    start, end = window.split("-")
+    now = dt.datetime.now().strftime("%H:%M")
+    return start <= now < end
