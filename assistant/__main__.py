@@ -167,9 +167,9 @@ def _cmd_run(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
 
 def _add_platform_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """``yinling platform serve|add-home|add-staff`` (the reference community platform)."""
-    from assistant import platform_server
+    from assistant import platform_cli
 
-    platform_server.add_commands(commands, parents=[common])
+    platform_cli.add_commands(commands, parents=[common])
 
 
 def _cmd_weather(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:

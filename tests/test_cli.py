@@ -216,3 +216,13 @@ def test_installed_script_runs() -> None:
         pytest.skip("no yinling script next to the interpreter (not installed in a venv)")
     done = subprocess.run([str(script), "--version"], capture_output=True, env=clean_env(), timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.startswith(b"yinling ")
+
+
+def test_parser_does_not_import_the_heavy_parts() -> None:
+    """`yinling parse` starts in well under a second: building the CLI must not load servers or audio."""
+    code = ("import sys; from assistant.__main__ import build_parser; build_parser(); "
+            "heavy = [m for m in ('fastapi', 'uvicorn', 'vosk', 'sounddevice', 'paho', 'apscheduler') if m in sys.modules]; "
+            "print(heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from assistant import config as config_module
-from assistant.platform_server import BackgroundServer, add_commands, create_app
+from assistant.platform_cli import add_commands
+from assistant.platform_server import BackgroundServer, create_app
 from assistant.platform_store import PlatformStore
 
 ROOT = Path(__file__).resolve().parent.parent
