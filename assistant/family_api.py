@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -25,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from assistant.errors import ReminderError
 from assistant.escalation import EscalationEngine
+from assistant.http_common import install_json_errors
 from assistant.incidents import Incident
 from assistant.pairing import Device, Pairing, PairingError, TooManyAttempts
 from assistant.reminders import MAX_TEXT, Reminder
@@ -141,24 +141,7 @@ def create_family_app(home: FamilyHome) -> FastAPI:
     app.state.home = home
     reminders = home.reminders
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            return JSONResponse({"error": f"the request body must be at most {MAX_BODY} bytes."}, status_code=413)
-        return await call_next(request)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
-                    for error in exc.errors()]
-        first = problems[0] if problems else {"loc": [], "msg": "invalid"}
-        return JSONResponse({"error": f"invalid request: {'.'.join(first['loc'])}: {first['msg']}.",
-                             "detail": problems}, status_code=422)
-
-    @app.exception_handler(HTTPException)
-    async def refused(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    install_json_errors(app, MAX_BODY)
 
     @app.exception_handler(TooManyAttempts)
     async def too_many(request: Request, exc: TooManyAttempts) -> JSONResponse:

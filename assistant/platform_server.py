@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -26,8 +25,24 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from assistant.errors import ConflictError, NotFoundError, PlatformError
-from assistant.platform_models import (ERRORS, HOME_ID_PATTERN, MAX_BODY, AckIn, AlertIn, CatalogueIn, AlertList, AlertOut, HomeList,
-                                       OrderIn, OrderList, OrderOut, Service, Status, StatusIn)
+from assistant.http_common import install_json_errors
+from assistant.platform_models import (
+    ERRORS,
+    HOME_ID_PATTERN,
+    MAX_BODY,
+    AckIn,
+    AlertIn,
+    AlertList,
+    AlertOut,
+    CatalogueIn,
+    HomeList,
+    OrderIn,
+    OrderList,
+    OrderOut,
+    Service,
+    Status,
+    StatusIn,
+)
 from assistant.platform_store import PlatformStore, Principal
 
 logger = logging.getLogger(__name__)
@@ -72,24 +87,7 @@ def create_app(store: PlatformStore) -> FastAPI:
         if not principal.is_staff:
             raise HTTPException(403, "only a staff token may do this.")
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            return JSONResponse({"error": f"the request body must be at most {MAX_BODY} bytes."}, status_code=413)
-        return await call_next(request)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
-                    for error in exc.errors()]
-        first = problems[0] if problems else {"loc": [], "msg": "invalid"}
-        return JSONResponse({"error": f"invalid request: {'.'.join(first['loc'])}: {first['msg']}.",
-                             "detail": problems}, status_code=422)
-
-    @app.exception_handler(HTTPException)
-    async def refused(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    install_json_errors(app, MAX_BODY)
 
     @app.exception_handler(ConflictError)
     async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
