@@ -7,6 +7,7 @@ recogniser in yinling accepts.
 from __future__ import annotations
 
 import array
+import datetime as dt
 import math
 import os
 import random
@@ -204,3 +205,16 @@ def run_python(code: str, home: Path | None = None, timeout: float = 60.0) -> su
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+class FakeClock:
+    """A settable, timezone-aware clock."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)

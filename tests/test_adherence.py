@@ -19,6 +19,8 @@ from assistant.dose_coach import PROMPT_KEYS, DoseCoach
 from assistant.reminders import DoseDue, Reminder, due_between
 from assistant.scheduler import ReminderService
 
+from .shared import FakeClock
+
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 1, 1)  # a Thursday in the past, so the real scheduler never rings these doses
 
@@ -27,17 +29,6 @@ def at(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=TZ)
 
 
-class FakeClock:
-    """A settable, timezone-aware clock."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 def fake_prompts(key: str, values: dict[str, Any]) -> str:

@@ -23,9 +23,17 @@ import pytest
 from assistant.adherence import MissedMedication
 from assistant.errors import ReminderError, UsageError
 from assistant.reminders import (
-    DoseDue, Reminder, due_between, last_due, medicine_matches, pick, reminder_from_slots,
+    DoseDue,
+    Reminder,
+    due_between,
+    last_due,
+    medicine_matches,
+    pick,
+    reminder_from_slots,
 )
 from assistant.scheduler import ReminderService
+
+from .shared import FakeClock
 
 TZ = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,17 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 THURSDAY = dt.datetime(2026, 1, 1, 7, 0, tzinfo=TZ)
 
 
-class FakeClock:
-    """A settable, timezone-aware clock."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 def pill(**fields: object) -> Reminder:
