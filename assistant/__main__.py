@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     weather.add_argument("file", metavar="FILE", help="forecast JSON file, or '-' for stdin")
     weather.set_defaults(handler=_cmd_weather)
 
+    family = commands.add_parser("family", parents=[common], help="pair a family member's phone",
+                                 description="Family access: `yinling family code` prints a fresh 6-digit pairing code.")
+    family_actions = family.add_subparsers(dest="family_action", metavar="ACTION", required=True, parser_class=_Parser)
+    code = family_actions.add_parser("code", parents=[common], help="print a pairing code (valid 10 minutes, single use)")
+    code.set_defaults(handler=_cmd_family_code)
+
     doctor = commands.add_parser("doctor", parents=[common], help="check microphone, speaker, model, voice, broker, platform",
                                  description="Check every part the assistant needs and say what to fix.")
     doctor.set_defaults(handler=_cmd_doctor)
@@ -182,6 +188,14 @@ def _cmd_weather(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
         raise UsageError(f"yinling weather: cannot read {args.file} ({exc.strerror}).") from None
     forecast = WeatherCache(state_dir / "weather.json").store(payload)
     print(f"天气已更新 / forecast stored: {len(forecast.days)} days, updated {forecast.updated_at.isoformat()}")
+    return EXIT_OK
+
+
+def _cmd_family_code(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
+    """``yinling family code --home DIR``: the code is the only line on stdout."""
+    from assistant.pairing import new_code
+
+    print(new_code(state_dir))
     return EXIT_OK
 
 

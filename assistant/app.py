@@ -81,7 +81,34 @@ def build_assistant(cfg: Config, state_dir: Path, speaker: Speaker, *, out: Text
     _add_reminders(cfg, state_dir, assistant, prompts, clock)
     _add_outbox(cfg, state_dir, assistant, prompts)
     _add_escalation(cfg, state_dir, assistant, prompts, clock)
+    if cfg.web.enabled:
+        _add_family_api(cfg, state_dir, assistant, prompts)
     return assistant
+
+
+def _add_family_api(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts) -> None:
+    """Serve the family API (CONTRACTS.md §7) on 127.0.0.1:[web] port while the assistant runs."""
+    from assistant.family_api import FamilyHome, create_family_app
+    from assistant.pairing import Pairing
+    from assistant.platform_server import BackgroundServer
+
+    messages: queue.Queue[str] = queue.Queue()  # the web server's thread hands messages to the assistant's
+    pairing = Pairing.in_dir(state_dir)
+    registry = assistant.bridge.adapter.registry if assistant.bridge is not None else None
+    home = FamilyHome(reminders=assistant.reminders, pairing=pairing, read_aloud=messages.put,
+                      escalation=assistant.escalation, devices=registry)
+    server = BackgroundServer(create_family_app(home), "127.0.0.1", cfg.web.port).start()
+
+    def read_messages() -> Reply:
+        lines = []
+        while not messages.empty():
+            lines.append(prompts.text("family_message", text=messages.get_nowait()))
+        return Reply(tuple(lines))
+
+    assistant.tickers.append(read_messages)
+    assistant.closers.append(pairing.close)
+    assistant.closers.append(server.stop)
+    assistant.family_url = server.url
 
 
 def _add_escalation(cfg: Config, state_dir: Path, assistant: Assistant, prompts: Prompts,

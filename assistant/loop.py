@@ -90,6 +90,7 @@ class Assistant:
         self.outbox: Any = None  # the home's Outbox towards the community platform
         self.escalation: Any = None  # the home's EscalationEngine
         self.bridge: Any = None  # the home's MqttBridge, when a broker is configured
+        self.family_url: str | None = None  # where the family API is served, when [web] enabled
         self.listeners: list[Callable[[IntentResult], None]] = []  # told of every understood utterance
         self.state = State.IDLE
         self._lock = threading.Lock()  # text lines, ticks and audio events may come from several threads

@@ -139,3 +139,41 @@ def _inside(window: str) -> bool:
     start, end = window.split("-")
     now = dt.datetime.now().strftime("%H:%M")
     return start <= now < end
+
+
+def test_family_api_served_while_running_pairs_and_reads_a_message_aloud(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tmp_path / "home"
+    printed = subprocess.run([sys.executable, "-m", "assistant", "family", "code", "--home", str(home)],
+                             capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    (code,) = printed.stdout.splitlines()
+    assert len(code) == 6 and code.isdigit()
+    out = io.StringIO()
+    cfg = config.load(env={}, overrides={"web": {"enabled": True, "port": port}})
+    assistant = app.build_assistant(cfg, home, TextSpeaker(out))
+    try:
+        base = f"{assistant.family_url}/api/v1/family"
+        assert requests.get(f"{base}/reminders", timeout=10).status_code == 401
+        token = requests.post(f"{base}/pair", json={"code": code, "name": "儿子"}, timeout=10).json()["token"]
+        assert requests.post(f"{base}/pair", json={"code": code, "name": "儿子"}, timeout=10).status_code in (400, 403)
+        auth = {"Authorization": f"Bearer {token}"}
+        sent = requests.post(f"{base}/messages", json={"text": "妈，我周末回来看您"}, headers=auth, timeout=10)
+        assert sent.status_code == 202
+        assistant.tick()
+        added = requests.post(f"{base}/reminders", headers=auth, timeout=10,
+                              json={"kind": "medication", "medicine": "降压药", "dose": "一片",
+                                    "times": ["08:00", "20:00"], "days": [1, 2, 3, 4, 5, 6, 7]})
+        assert added.status_code == 201
+        assert [r.medicine for r in assistant.reminders.list()] == ["降压药"]
+    finally:
+        assistant.close()
+    assert out.getvalue().splitlines() == ["说：家里人给您留言：妈，我周末回来看您"]
