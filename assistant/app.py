@@ -105,6 +105,12 @@ def _add_family_api(cfg: Config, state_dir: Path, assistant: Assistant, prompts:
             lines.append(prompts.text("family_message", text=messages.get_nowait()))
         return Reply(tuple(lines))
 
+    def pair(result: IntentResult) -> Reply:
+        """「绑定家人」: say a fresh 6-digit code, digit by digit."""
+        digits = prompts.text("digit_joiner").join(prompts.count(int(d), measure=False) for d in pairing.new_code())
+        return Reply((prompts.text("family_code", digits=digits),))
+
+    assistant.dialogue.skills.register("ask:pair", pair)
     assistant.tickers.append(read_messages)
     assistant.closers.append(pairing.close)
     assistant.closers.append(server.stop)

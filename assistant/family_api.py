@@ -14,11 +14,13 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 
@@ -142,6 +144,13 @@ def create_family_app(home: FamilyHome) -> FastAPI:
     reminders = home.reminders
 
     install_json_errors(app, MAX_BODY)
+
+    page_dir = Path(__file__).parent / "family_page"  # the Chinese phone page (static files)
+    app.mount("/static", StaticFiles(directory=page_dir), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(page_dir / "index.html", media_type="text/html; charset=utf-8")
 
     @app.exception_handler(TooManyAttempts)
     async def too_many(request: Request, exc: TooManyAttempts) -> JSONResponse:

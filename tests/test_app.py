@@ -169,6 +169,10 @@ def test_family_api_served_while_running_pairs_and_reads_a_message_aloud(tmp_pat
         sent = requests.post(f"{base}/messages", json={"text": "妈，我周末回来看您"}, headers=auth, timeout=10)
         assert sent.status_code == 202
         assistant.tick()
+        spoken_code = assistant.hear("绑定家人") and out.getvalue().splitlines()[-1]
+        digits = "".join(str("零一二三四五六七八九".index(c)) for c in spoken_code if c in "零一二三四五六七八九")
+        paired = requests.post(f"{base}/pair", json={"code": digits, "name": "女儿"}, timeout=10)
+        assert paired.status_code == 200 and paired.json()["token"] != token
         added = requests.post(f"{base}/reminders", headers=auth, timeout=10,
                               json={"kind": "medication", "medicine": "降压药", "dose": "一片",
                                     "times": ["08:00", "20:00"], "days": [1, 2, 3, 4, 5, 6, 7]})
@@ -176,4 +180,6 @@ def test_family_api_served_while_running_pairs_and_reads_a_message_aloud(tmp_pat
         assert [r.medicine for r in assistant.reminders.list()] == ["降压药"]
     finally:
         assistant.close()
-    assert out.getvalue().splitlines() == ["说：家里人给您留言：妈，我周末回来看您"]
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "说：家里人给您留言：妈，我周末回来看您"
+    assert lines[1].startswith("说：绑定码是：") and lines[1].endswith("十分钟内有效，请家里人在手机上输入。")
