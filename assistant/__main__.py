@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     family_actions = family.add_subparsers(dest="family_action", metavar="ACTION", required=True, parser_class=_Parser)
     code = family_actions.add_parser("code", parents=[common], help="print a pairing code (valid 10 minutes, single use)")
     code.set_defaults(handler=_cmd_family_code)
+    listing = family_actions.add_parser("devices", parents=[common], help="list paired phones")
+    listing.set_defaults(handler=_cmd_family_devices)
+    revoke = family_actions.add_parser("revoke", parents=[common], help="revoke a paired phone's access")
+    revoke.add_argument("device_id", metavar="DEVICE_ID", help="as listed by 'yinling family devices'")
+    revoke.set_defaults(handler=_cmd_family_revoke)
 
     doctor = commands.add_parser("doctor", parents=[common], help="check microphone, speaker, model, voice, broker, platform",
                                  description="Check every part the assistant needs and say what to fix.")
@@ -196,6 +201,37 @@ def _cmd_family_code(args: argparse.Namespace, cfg: Config, state_dir: Path) -> 
     from assistant.pairing import new_code
 
     print(new_code(state_dir))
+    return EXIT_OK
+
+
+def _cmd_family_devices(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
+    """``yinling family devices``: one line per paired phone (id, name, paired, revoked)."""
+    import datetime as dt
+
+    from assistant.pairing import Pairing
+
+    pairing = Pairing.in_dir(state_dir)
+    try:
+        for device in pairing.devices():
+            paired = dt.datetime.fromtimestamp(device.paired_at).isoformat(timespec="minutes")
+            print(f"{device.id}\t{device.name}\t{paired}\t{'revoked' if device.revoked else 'active'}")
+    finally:
+        pairing.close()
+    return EXIT_OK
+
+
+def _cmd_family_revoke(args: argparse.Namespace, cfg: Config, state_dir: Path) -> int:
+    """``yinling family revoke DEVICE_ID``: the phone's token stops working at once."""
+    from assistant.pairing import Pairing
+
+    pairing = Pairing.in_dir(state_dir)
+    try:
+        if not pairing.revoke(args.device_id):
+            raise UsageError(f"yinling family revoke: no active paired phone {args.device_id!r}; "
+                             "see 'yinling family devices'.")
+    finally:
+        pairing.close()
+    print(f"已取消绑定 / revoked {args.device_id}")
     return EXIT_OK
 
 

@@ -211,3 +211,23 @@ def test_new_code_for_the_cli(tmp_path: Path) -> None:
             pairing.pair(code, "女儿")
     finally:
         pairing.close()
+
+
+def test_cli_lists_and_revokes_paired_phones(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from assistant.pairing import Pairing
+
+    pairing = Pairing.in_dir(tmp_path)
+    device, token = pairing.pair(pairing.new_code(), "儿子", "127.0.0.1")
+    pairing.close()
+    run = lambda *args: subprocess.run([sys.executable, "-m", "assistant", "family", *args, "--home", str(tmp_path)],  # noqa: E731
+                                       capture_output=True, text=True, timeout=60)
+    listed = run("devices")
+    assert listed.returncode == 0 and listed.stdout.split("\t")[:2] == [device.id, "儿子"]
+    assert run("revoke", device.id).returncode == 0
+    assert run("revoke", device.id).returncode == 2  # already revoked: one clear line, exit 2
+    pairing = Pairing.in_dir(tmp_path)
+    assert pairing.authenticate(token) is None or pairing.authenticate(token).revoked
+    pairing.close()
