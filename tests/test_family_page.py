@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from assistant import app, config
-from assistant.pairing import new_code
 from assistant.reminders import DoseDue
 from voices.speaker import TextSpeaker
 
@@ -60,7 +59,10 @@ def test_family_page_pairs_adds_a_reminder_sees_it_taken_and_handles_an_sos(tmp_
     cfg = config.load(env={}, overrides={"web": {"enabled": True, "port": _free_port()}})
     assistant = app.build_assistant(cfg, home, TextSpeaker(out))
     try:
-        code = new_code(home)
+        assistant.hear("绑定家人")  # the speaker says the code, digit by digit
+        spoken = out.getvalue().splitlines()[-1]
+        code = "".join(str("零一二三四五六七八九".index(c)) for c in spoken.split("：", 2)[-1] if c in "零一二三四五六七八九")
+        assert len(code) == 6, spoken
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM),
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
