@@ -92,17 +92,18 @@ def _add_family_api(cfg: Config, state_dir: Path, assistant: Assistant, prompts:
     from assistant.pairing import Pairing
     from assistant.platform_server import BackgroundServer
 
-    messages: queue.Queue[str] = queue.Queue()  # the web server's thread hands messages to the assistant's
+    messages: queue.Queue[tuple[str, str]] = queue.Queue()  # (text, sender) from the web server's thread
     pairing = Pairing.in_dir(state_dir)
     registry = assistant.bridge.adapter.registry if assistant.bridge is not None else None
-    home = FamilyHome(reminders=assistant.reminders, pairing=pairing, read_aloud=messages.put,
+    home = FamilyHome(reminders=assistant.reminders, pairing=pairing, read_aloud=lambda text, sender: messages.put((text, sender)),
                       escalation=assistant.escalation, devices=registry)
     server = BackgroundServer(create_family_app(home), "127.0.0.1", cfg.web.port).start()
 
     def read_messages() -> Reply:
         lines = []
         while not messages.empty():
-            lines.append(prompts.text("family_message", text=messages.get_nowait()))
+            text, sender = messages.get_nowait()
+            lines.append(prompts.text("family_message", text=text, sender=sender))
         return Reply(tuple(lines))
 
     def pair(result: IntentResult) -> Reply:

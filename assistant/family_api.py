@@ -56,7 +56,7 @@ class FamilyHome:
 
     reminders: ReminderService
     pairing: Pairing
-    read_aloud: Callable[[str], None]
+    read_aloud: Callable[[str, str], None]
     """says a family message on the speaker (the caller adds 「儿子给您留言：」 or not)"""
     escalation: EscalationEngine | None = None
     devices: DeviceRegistry | None = None
@@ -241,7 +241,7 @@ def create_family_app(home: FamilyHome) -> FastAPI:
     @app.post(f"{PREFIX}/messages", status_code=202, tags=["messages"])
     def message(body: MessageIn, caller: Caller) -> dict[str, Any]:
         """Have the speaker read ``text`` aloud."""
-        home.read_aloud(body.text)
+        home.read_aloud(body.text, caller.name)
         logger.info("family device %s left a message (%d characters)", caller.id, len(body.text))
         return {"status": "read", "from": caller.name}
 

@@ -181,5 +181,5 @@ def test_family_api_served_while_running_pairs_and_reads_a_message_aloud(tmp_pat
     finally:
         assistant.close()
     lines = out.getvalue().splitlines()
-    assert lines[0] == "说：家里人给您留言：妈，我周末回来看您"
+    assert lines[0] == "说：儿子给您留言：妈，我周末回来看您"  # the name given when pairing
     assert lines[1].startswith("说：绑定码是：") and lines[1].endswith("十分钟内有效，请家里人在手机上输入。")

@@ -65,7 +65,7 @@ def family(tmp_path: Path) -> Iterator[Family]:
     store = IncidentStore(tmp_path / "incidents.db")
     engine = EscalationEngine(EscalationConfig(), store, PROMPTS, home_id="home-1", elder="张阿姨",
                               family_contact="son", now=lambda: dt.datetime.now(TZ), say=spoken.extend)
-    home = FamilyHome(reminders, pairing, spoken.append, escalation=engine)
+    home = FamilyHome(reminders, pairing, lambda text, sender: spoken.append(f"{sender}:{text}"), escalation=engine)
     server = BackgroundServer(create_family_app(home)).start()
     try:
         yield Family(server.url, pairing, clock, reminders, engine, spoken)
@@ -177,10 +177,10 @@ def test_message_is_read_aloud(family: Family) -> None:
     token = family.token()
     answer = family.call("POST", "/messages", token, json={"text": "妈，周末我回来看您"})
     assert answer.status_code == 202
-    assert family.spoken == ["妈，周末我回来看您"]
+    assert family.spoken == ["儿子:妈，周末我回来看您"]  # the sender is the name given when pairing
     assert family.call("POST", "/messages", token, json={"text": "  "}).status_code == 422
     assert family.call("POST", "/messages", token, json={"text": "长" * 201}).status_code == 422
-    assert family.spoken == ["妈，周末我回来看您"]
+    assert family.spoken == ["儿子:妈，周末我回来看您"]  # refused messages are not read
 
 
 def test_alerts_listed_without_details_and_acknowledged(family: Family) -> None:
