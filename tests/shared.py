@@ -11,11 +11,15 @@ import datetime as dt
 import math
 import os
 import random
+import socket
 import subprocess
 import sys
 import wave
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 RATE = 16000
 """Sample rate of all test PCM (hertz)."""
@@ -218,3 +222,31 @@ class FakeClock:
 
     def advance(self, **delta: float) -> None:
         self.now += dt.timedelta(**delta)
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium; Playwright cannot download its own browser here."""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def sync_playwright() -> Any:
+    """Playwright's sync API, or a failure that says what is missing (browser tests never skip)."""
+    try:
+        from playwright.sync_api import sync_playwright as start
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[test]' (playwright>=1.40).")
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-wqy-microhei (see .ci/run).")
+    return start
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """The system Chromium, headless, with the flags this machine's closed network needs."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -10,6 +10,8 @@ from assistant import app, config
 from assistant.reminders import DoseDue, Reminder
 from voices.speaker import TextSpeaker
 
+from .shared import free_port
+
 
 def test_a_due_dose_is_spoken_then_confirmed_once(tmp_path: Path) -> None:
     out = io.StringIO()
@@ -142,15 +144,12 @@ def _inside(window: str) -> bool:
 
 
 def test_family_api_served_while_running_pairs_and_reads_a_message_aloud(tmp_path: Path) -> None:
-    import socket
     import subprocess
     import sys
 
     import requests
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     home = tmp_path / "home"
     printed = subprocess.run([sys.executable, "-m", "assistant", "family", "code", "--home", str(home)],
                              capture_output=True, text=True, timeout=60)

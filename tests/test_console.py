@@ -3,16 +3,14 @@
 import io
 import time
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from assistant import app, config
 from assistant.platform_server import BackgroundServer, create_app
 from assistant.platform_store import PlatformStore
 from voices.speaker import TextSpeaker
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .shared import launch_chromium, sync_playwright
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 10_000
 
@@ -31,19 +29,8 @@ GLYPHS_DIFFER = """(font) => {
 }"""
 
 
-def _sync_playwright() -> Any:
-    """Playwright's sync API, or a failure that says what is missing (this test never skips)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test]' (playwright>=1.40).")
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-wqy-microhei (see .ci/run).")
-    return sync_playwright
-
-
 def test_a_spoken_order_appears_in_the_console_and_accepting_it_is_spoken(tmp_path: Path) -> None:
-    sync_playwright = _sync_playwright()
+    start = sync_playwright()
     from playwright.sync_api import expect
 
     store = PlatformStore.in_dir(tmp_path / "platform")
@@ -60,9 +47,8 @@ def test_a_spoken_order_appears_in_the_console_and_accepting_it_is_spoken(tmp_pa
             assert assistant.outbox.drain(timeout=10)
             (order,) = store.list_orders(home_id="home-001")
 
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            with start() as p:
+                browser = launch_chromium(p)
                 try:
                     page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
                     page.goto(f"{server.url}/#token={staff_token}", timeout=TIMEOUT_MS)

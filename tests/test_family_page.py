@@ -2,7 +2,6 @@
 
 import datetime as dt
 import io
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -13,26 +12,10 @@ from assistant import app, config
 from assistant.reminders import DoseDue
 from voices.speaker import TextSpeaker
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .shared import free_port, launch_chromium, sync_playwright
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 10_000
-
-
-def _sync_playwright() -> Any:
-    """Playwright's sync API, or a failure that says what is missing (this test never skips)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test]' (playwright>=1.40).")
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-wqy-microhei (see .ci/run).")
-    return sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(condition: Any, what: str, timeout: float = 10.0) -> Any:
@@ -51,21 +34,20 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_family_page_pairs_adds_a_reminder_sees_it_taken_and_handles_an_sos(tmp_path: Path) -> None:
-    sync_playwright = _sync_playwright()
+    start = sync_playwright()
     from playwright.sync_api import expect
 
     home = tmp_path / "home"
     out = io.StringIO()
-    cfg = config.load(env={}, overrides={"web": {"enabled": True, "port": _free_port()}})
+    cfg = config.load(env={}, overrides={"web": {"enabled": True, "port": free_port()}})
     assistant = app.build_assistant(cfg, home, TextSpeaker(out))
     try:
         assistant.hear("绑定家人")  # the speaker says the code, digit by digit
         spoken = out.getvalue().splitlines()[-1]
         code = "".join(str("零一二三四五六七八九".index(c)) for c in spoken.split("：", 2)[-1] if c in "零一二三四五六七八九")
         assert len(code) == 6, spoken
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        with start() as p:
+            browser = launch_chromium(p)
             try:
                 page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN",
                                         is_mobile=True, has_touch=True)
