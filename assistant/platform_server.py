@@ -70,6 +70,12 @@ def create_app(store: PlatformStore) -> FastAPI:
                   description="Orders and alerts from yinling assistants (CONTRACTS.md §4) and the staff console.")
     app.state.store = store
 
+    def visible(principal: Principal, record: Any, what: str) -> Any:
+        """``record`` if ``principal`` may see it; another home's order or alert is reported as absent (404)."""
+        if not principal.is_staff and record.home_id != principal.home_id:
+            raise NotFoundError(f"there is no {what}.")
+        return record
+
     def own_home(principal: Principal, home_id: str | None) -> str | None:
         """The home a request may see: staff any (None = all), a home only its own."""
         if principal.is_staff:
@@ -121,10 +127,7 @@ def create_app(store: PlatformStore) -> FastAPI:
     @app.get("/api/v1/orders/{order_id}", response_model=OrderOut, tags=["orders"], responses=ERRORS)
     def get_order(order_id: uuid.UUID, principal: Who) -> dict[str, Any]:
         """One order (404 also for another home's order)."""
-        record = store.get_order(str(order_id))
-        if not principal.is_staff and record.home_id != principal.home_id:
-            raise NotFoundError(f"there is no order {order_id}.")
-        return record.to_json()
+        return visible(principal, store.get_order(str(order_id)), f"order {order_id}").to_json()
 
     @app.post("/api/v1/orders/{order_id}/status", response_model=OrderOut, tags=["staff"], responses=ERRORS)
     def post_status(order_id: uuid.UUID, change: StatusIn, principal: Who) -> dict[str, Any]:
@@ -156,10 +159,7 @@ def create_app(store: PlatformStore) -> FastAPI:
     @app.get("/api/v1/alerts/{alert_id}", response_model=AlertOut, tags=["alerts"], responses=ERRORS)
     def get_alert(alert_id: uuid.UUID, principal: Who) -> dict[str, Any]:
         """One alert (404 also for another home's alert)."""
-        record = store.get_alert(str(alert_id))
-        if not principal.is_staff and record.home_id != principal.home_id:
-            raise NotFoundError(f"there is no alert {alert_id}.")
-        return record.to_json()
+        return visible(principal, store.get_alert(str(alert_id)), f"alert {alert_id}").to_json()
 
     @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut, tags=["staff"], responses=ERRORS)
     def ack_alert(alert_id: uuid.UUID, ack: AckIn, principal: Who) -> dict[str, Any]:
